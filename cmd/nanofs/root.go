@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at link time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// globals are the flags every verb shares.
+type globals struct {
+	verbose bool
+	quiet   bool
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+// exitError lets a verb choose the process exit code (for example the
+// guest's exit code in `nanofs run`) without printing anything more.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// verb constructors register here, one file per verb.
+var verbs []func(*globals) *cobra.Command
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "nanofs",
+		Short: "Turn Docker/OCI images into bootable Nanos unikernels, lazily and without a Docker daemon",
+		Long: `nanofs reads an image straight from its registry (or an OCI layout or docker-save
+tarball), fetches only the bytes it needs, finds the program and every file it
+loads by reading ELF headers, and writes a bootable Nanos disk image.`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
+	pf := root.PersistentFlags()
+	pf.BoolVarP(&g.verbose, "verbose", "v", false, "print more detail (bytes fetched, files resolved) on stderr")
+	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
+	root.MarkFlagsMutuallyExclusive("verbose", "quiet")
+	for _, v := range verbs {
+		root.AddCommand(v(g))
+	}
+	return root
+}
+
+// run executes the CLI and returns the process exit code. Errors go to
+// stderr, prefixed with the program name; output goes to stdout only.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := newRoot(g)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "nanofs: %v\n", err)
+	if errors.Is(err, context.Canceled) {
+		return 130
+	}
+	return 1
+}
+
+// logf prints a progress or detail line on stderr unless --quiet.
+func (g *globals) logf(format string, a ...any) {
+	if g.quiet {
+		return
+	}
+	fmt.Fprintf(g.stderr, format+"\n", a...)
+}
+
+// debugf prints only with --verbose.
+func (g *globals) debugf(format string, a ...any) {
+	if !g.verbose {
+		return
+	}
+	fmt.Fprintf(g.stderr, format+"\n", a...)
+}
+
+// showProgress reports whether live progress (bars, counters rewritten in
+// place) may be drawn: only on a terminal, and never with --quiet.
+func (g *globals) showProgress() bool {
+	if g.quiet {
+		return false
+	}
+	f, ok := g.stderr.(*os.File)
+	if !ok {
+		return false
+	}
+	return isTerminal(f)
+}
