@@ -1,0 +1,339 @@
+package testimage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Counter is a reverse proxy in front of a registry that counts what its
+// clients fetch (requests, and body bytes of blob responses actually sent)
+// and can inject faults into blob downloads. Point a client at Host (or
+// mount the Counter, an http.Handler, on your own server).
+type Counter struct {
+	Host string // "127.0.0.1:PORT" when started by StartCounter
+
+	proxy *httputil.ReverseProxy
+
+	mu     sync.Mutex
+	stats  Stats
+	faults []*Fault
+}
+
+// Stats is a snapshot of what a Counter saw since it started or was Reset.
+type Stats struct {
+	Requests     int                  // every request
+	BlobRequests int                  // GET or HEAD of /v2/NAME/blobs/DIGEST (uploads excluded)
+	BlobBytes    int64                // body bytes of blob responses sent to clients
+	Blobs        map[string]BlobCount // per blob digest ("sha256:...")
+	Log          []Request            // every request, in the order they finished
+}
+
+// BlobCount is what was fetched of one blob.
+type BlobCount struct {
+	Requests int
+	Bytes    int64
+}
+
+// Request is one request as the Counter saw it.
+type Request struct {
+	Method string
+	Path   string
+	Range  string // the client's Range header
+	Digest string // the blob digest, for blob requests
+	Status int
+	Bytes  int64  // body bytes sent to the client
+	Fault  string // the fault injected into this request, if any
+}
+
+// FaultKind is a way a blob download can go wrong.
+type FaultKind int
+
+const (
+	// DropAfter cuts the connection after Offset body bytes of the response.
+	DropAfter FaultKind = iota + 1
+	// Status500 answers 500 without asking the registry.
+	Status500
+	// IgnoreRange removes the Range header, so the registry answers 200 with
+	// the whole blob, as a server that does not do ranges would.
+	IgnoreRange
+	// CorruptByte flips every bit of the byte at blob offset Offset, if the
+	// response covers it.
+	CorruptByte
+)
+
+func (k FaultKind) String() string {
+	switch k {
+	case DropAfter:
+		return "drop-after"
+	case Status500:
+		return "status-500"
+	case IgnoreRange:
+		return "ignore-range"
+	case CorruptByte:
+		return "corrupt-byte"
+	}
+	return fmt.Sprintf("fault(%d)", int(k))
+}
+
+// Fault is injected into blob GETs (HEAD and manifest requests pass).
+type Fault struct {
+	Kind   FaultKind
+	Digest string // only this blob ("sha256:..."); "" for any blob
+	Offset int64  // DropAfter: body bytes let through; CorruptByte: blob offset
+	Times  int    // how many matching requests it hits; 0 for all of them
+	hits   int
+}
+
+// NewCounter returns a Counter proxying to the registry at upstreamHost
+// ("127.0.0.1:PORT", plain HTTP).
+func NewCounter(upstreamHost string) *Counter {
+	target := &url.URL{Scheme: "http", Host: upstreamHost}
+	c := &Counter{stats: Stats{Blobs: map[string]BlobCount{}}}
+	c.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			// Keep the client's Host so that the registry's upload
+			// locations point back at the proxy.
+			pr.Out.Host = pr.In.Host
+			if f := faultOf(pr.In.Context()); f != nil && f.Kind == IgnoreRange {
+				pr.Out.Header.Del("Range")
+				pr.Out.Header.Del("If-Range")
+			}
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			f := faultOf(resp.Request.Context())
+			if f == nil {
+				return nil
+			}
+			switch f.Kind {
+			case DropAfter:
+				resp.Body = &dropReader{ReadCloser: resp.Body, left: f.Offset}
+			case CorruptByte:
+				start, ok := responseStart(resp)
+				if ok && f.Offset >= start {
+					resp.Body = &corruptReader{ReadCloser: resp.Body, at: f.Offset - start}
+				}
+			}
+			return nil
+		},
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	return c
+}
+
+// StartCounter serves a new Counter for upstreamHost on a loopback port
+// until the test ends.
+func StartCounter(t testing.TB, upstreamHost string) *Counter {
+	t.Helper()
+	c := NewCounter(upstreamHost)
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close)
+	c.Host = strings.TrimPrefix(srv.URL, "http://")
+	return c
+}
+
+// Ref returns "HOST/REPO" on the counter's host.
+func (c *Counter) Ref(repo string) string { return c.Host + "/" + repo }
+
+// Stats returns a snapshot of the counts.
+func (c *Counter) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats
+	s.Blobs = maps.Clone(s.Blobs)
+	s.Log = append([]Request(nil), s.Log...)
+	return s
+}
+
+// Reset zeroes the counts (faults stay).
+func (c *Counter) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stats = Stats{Blobs: map[string]BlobCount{}}
+}
+
+// Inject adds a fault; faults are tried in the order added and the first
+// matching one is applied to a request.
+func (c *Counter) Inject(f Fault) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.faults = append(c.faults, &f)
+}
+
+// ClearFaults removes every fault.
+func (c *Counter) ClearFaults() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.faults = nil
+}
+
+var blobPath = regexp.MustCompile(`^/v2/(.+)/blobs/([a-z0-9]+:[a-zA-Z0-9=_-]+)$`)
+
+// pickFault returns the fault for a request and counts the hit.
+func (c *Counter) pickFault(method, digest string) *Fault {
+	if method != http.MethodGet || digest == "" {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range c.faults {
+		if (f.Digest == "" || f.Digest == digest) && (f.Times == 0 || f.hits < f.Times) {
+			f.hits++
+			copied := *f
+			return &copied
+		}
+	}
+	return nil
+}
+
+type faultKey struct{}
+
+func faultOf(ctx context.Context) *Fault {
+	f, _ := ctx.Value(faultKey{}).(*Fault)
+	return f
+}
+
+// ServeHTTP implements http.Handler.
+func (c *Counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := Request{Method: r.Method, Path: r.URL.Path, Range: r.Header.Get("Range")}
+	if m := blobPath.FindStringSubmatch(r.URL.Path); m != nil {
+		rec.Digest = m[2]
+	}
+	cw := &countingResponseWriter{ResponseWriter: w}
+	// The proxy aborts a response by panicking with http.ErrAbortHandler;
+	// the request is recorded either way.
+	defer func() {
+		rec.Status, rec.Bytes = cw.status, cw.n
+		if rec.Status == 0 {
+			rec.Status = http.StatusOK
+		}
+		c.record(rec)
+	}()
+	f := c.pickFault(r.Method, rec.Digest)
+	if f != nil {
+		rec.Fault = f.Kind.String()
+		if f.Kind == Status500 {
+			cw.Header().Set("Content-Type", "application/json")
+			cw.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(cw, `{"errors":[{"code":"UNKNOWN","message":"fault injected by testimage.Counter"}]}`)
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), faultKey{}, f))
+		// What precedes a dropped connection must reach the client, not die
+		// in the server's buffer.
+		cw.flushEach = f.Kind == DropAfter
+	}
+	c.proxy.ServeHTTP(cw, r)
+}
+
+func (c *Counter) record(rec Request) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stats.Requests++
+	c.stats.Log = append(c.stats.Log, rec)
+	if rec.Digest == "" {
+		return
+	}
+	c.stats.BlobRequests++
+	c.stats.BlobBytes += rec.Bytes
+	b := c.stats.Blobs[rec.Digest]
+	b.Requests++
+	b.Bytes += rec.Bytes
+	c.stats.Blobs[rec.Digest] = b
+}
+
+type countingResponseWriter struct {
+	http.ResponseWriter
+	status    int
+	n         int64
+	flushEach bool
+}
+
+func (w *countingResponseWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+	if w.flushEach {
+		http.NewResponseController(w.ResponseWriter).Flush()
+	}
+}
+
+func (w *countingResponseWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	if w.flushEach && err == nil {
+		err = http.NewResponseController(w.ResponseWriter).Flush()
+	}
+	return n, err
+}
+
+// Unwrap lets http.ResponseController (used by the proxy to flush) reach
+// the server's writer.
+func (w *countingResponseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// responseStart is the blob offset of a response body's first byte.
+func responseStart(resp *http.Response) (int64, bool) {
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return 0, true
+	case http.StatusPartialContent:
+		var start, end, size int64
+		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%d", &start, &end, &size); err != nil {
+			return 0, false
+		}
+		return start, true
+	}
+	return 0, false
+}
+
+var errDropped = errors.New("testimage: connection dropped by injected fault")
+
+// dropReader fails after left bytes, which makes the proxy abort the
+// response mid-body: the client sees the connection close early.
+type dropReader struct {
+	io.ReadCloser
+	left int64
+}
+
+func (d *dropReader) Read(p []byte) (int, error) {
+	if d.left <= 0 {
+		return 0, errDropped
+	}
+	if int64(len(p)) > d.left {
+		p = p[:d.left]
+	}
+	n, err := d.ReadCloser.Read(p)
+	d.left -= int64(n)
+	return n, err
+}
+
+// corruptReader flips the byte at body offset at.
+type corruptReader struct {
+	io.ReadCloser
+	at, pos int64
+}
+
+func (c *corruptReader) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	if c.at >= c.pos && c.at < c.pos+int64(n) {
+		p[c.at-c.pos] ^= 0xff
+	}
+	c.pos += int64(n)
+	return n, err
+}
