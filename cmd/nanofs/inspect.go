@@ -1,0 +1,203 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/nanofs/nanofs/tfs"
+	"github.com/spf13/cobra"
+)
+
+func init() { verbs = append(verbs, newInspectCmd) }
+
+type inspectOptions struct {
+	cat      string
+	manifest bool
+	verify   bool
+	boot     bool
+}
+
+func newInspectCmd(g *globals) *cobra.Command {
+	var o inspectOptions
+	cmd := &cobra.Command{
+		Use:   "inspect IMAGE [PATH]",
+		Short: "List, print or check the files of a Nanos disk image or TFS volume",
+		Long: `Read a Nanos disk image (its root filesystem, or with --boot its boot
+filesystem) or a raw TFS volume. Without options, list the tree under PATH
+(default /) like "ls -l": type and permissions, link count, size, path and
+symlink target. --cat prints one file, --manifest prints the root tuple's keys
+(program, arguments, environment, ...) as JSON, and --verify checks the image
+against every rule of the Nanos image format, printing each problem with its
+location (exit status 1 if there is any).`,
+		Example: `  nanofs inspect app.img
+  nanofs inspect app.img /etc
+  nanofs inspect app.img --cat /etc/passwd
+  nanofs inspect app.img --manifest
+  nanofs inspect disk.img --verify`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 2 && (o.cat != "" || o.manifest || o.verify) {
+				return errors.New("PATH is only for listing; --cat takes its own path")
+			}
+			return runInspect(g, args, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.cat, "cat", "", "print the contents of this file")
+	f.BoolVar(&o.manifest, "manifest", false, "print the root tuple's keys as JSON")
+	f.BoolVar(&o.verify, "verify", false, "check the whole image against the format rules")
+	f.BoolVar(&o.boot, "boot", false, "read the boot filesystem of a disk image instead of the root filesystem")
+	cmd.MarkFlagsMutuallyExclusive("cat", "manifest", "verify")
+	return cmd
+}
+
+func runInspect(g *globals, args []string, o inspectOptions) error {
+	name := args[0]
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !info.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", name)
+	}
+
+	if o.verify {
+		err := tfs.Verify(f, info.Size())
+		var ve *tfs.VerifyError
+		if errors.As(err, &ve) {
+			for _, p := range ve.Problems {
+				fmt.Fprintln(g.stdout, p)
+			}
+			return fmt.Errorf("%s: %d problems", name, len(ve.Problems))
+		}
+		if err != nil {
+			return err
+		}
+		g.logf("%s: no problems found", name)
+		return nil
+	}
+
+	part := tfs.RootPartition
+	if o.boot {
+		part = tfs.BootPartition
+	}
+	fsys, err := tfs.Open(f, info.Size(), tfs.WithPartition(part))
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	g.debugf("%s: TFS v%d at byte %d, %d bytes, label %q, UUID %s", name, fsys.Version(), fsys.Offset(), fsys.Size(), fsys.Label(), tfs.FormatUUID(fsys.UUID()))
+
+	switch {
+	case o.manifest:
+		enc := json.NewEncoder(g.stdout)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		return enc.Encode(fsys.Manifest())
+	case o.cat != "":
+		return inspectCat(g, fsys, o.cat)
+	}
+	p := "/"
+	if len(args) == 2 {
+		p = args[1]
+	}
+	return inspectList(g, fsys, p)
+}
+
+// inspectPath turns a user path (/etc/passwd, etc/passwd, /) into io/fs form.
+func inspectPath(p string) (string, error) {
+	q := strings.Trim(p, "/")
+	if q == "" {
+		return ".", nil
+	}
+	if !fs.ValidPath(q) {
+		return "", fmt.Errorf("invalid path %q", p)
+	}
+	return q, nil
+}
+
+func inspectCat(g *globals, fsys *tfs.FS, p string) error {
+	name, err := inspectPath(p)
+	if err != nil {
+		return err
+	}
+	f, err := fsys.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return fmt.Errorf("%s is a directory", p)
+	}
+	_, err = io.Copy(g.stdout, f)
+	return err
+}
+
+func inspectList(g *globals, fsys *tfs.FS, p string) error {
+	start, err := inspectPath(p)
+	if err != nil {
+		return err
+	}
+	top, err := fsys.Lstat(start)
+	if err != nil {
+		return err
+	}
+	if !top.IsDir() { // a file, or a symlink shown as itself like ls -l does
+		return inspectLine(g, fsys, start, top)
+	}
+	return fs.WalkDir(fsys, start, func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return inspectLine(g, fsys, name, info)
+	})
+}
+
+func inspectLine(g *globals, fsys *tfs.FS, name string, info fs.FileInfo) error {
+	nlink := uint64(1)
+	if st, ok := info.Sys().(*tfs.FileStat); ok {
+		nlink = st.Nlink
+	}
+	line := fmt.Sprintf("%s %3d %12d %s", inspectMode(info.Mode()), nlink, info.Size(), path.Join("/", name))
+	if info.Mode()&fs.ModeSymlink != 0 {
+		target, err := fsys.ReadLink(name)
+		if err != nil {
+			return err
+		}
+		line += " -> " + target
+	}
+	_, err := fmt.Fprintln(g.stdout, line)
+	return err
+}
+
+// inspectMode renders a mode the way ls -l does (fs.FileMode.String
+// writes symlinks as "L").
+func inspectMode(m fs.FileMode) string {
+	b := []byte("-rwxrwxrwx")
+	switch {
+	case m.IsDir():
+		b[0] = 'd'
+	case m&fs.ModeSymlink != 0:
+		b[0] = 'l'
+	}
+	for i := 0; i < 9; i++ {
+		if m&(1<<uint(8-i)) == 0 {
+			b[1+i] = '-'
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/nanofs/nanofs/fusefs"
+	"github.com/nanofs/nanofs/tfs"
+	"github.com/spf13/cobra"
+)
+
+func init() { verbs = append(verbs, newMountCmd) }
+
+// readyFDEnv tells a server started by `mount --background` which
+// descriptor to report on: "ok" once the mount is up, or why it failed.
+const readyFDEnv = "NANOFS_MOUNT_READY_FD"
+
+func newMountCmd(g *globals) *cobra.Command {
+	var background bool
+	cmd := &cobra.Command{
+		Use:   "mount SOURCE DIR",
+		Short: "Mount SOURCE read-only on the empty directory DIR (FUSE)",
+		Long: `Mount SOURCE read-only on DIR, an empty directory, with FUSE. SOURCE is a
+directory or a Nanos disk image (its root filesystem is mounted). Nothing is
+read ahead: a directory is read when something lists it, a file's bytes when
+something reads them.
+
+The mount lasts until Ctrl-C (or SIGTERM), or until "nanofs umount DIR".
+With --background the server detaches, and its pid is printed once the mount
+is ready.`,
+		Example: `  nanofs mount ./rootfs /mnt/x
+  nanofs mount node.img /mnt/y
+  nanofs mount --background ./rootfs /mnt/x && ls /mnt/x && nanofs umount /mnt/x`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if background && os.Getenv(readyFDEnv) == "" {
+				return mountBackground(cmd.Context(), g, args[1])
+			}
+			return mountForeground(cmd.Context(), g, args[0], args[1])
+		},
+	}
+	cmd.Flags().BoolVar(&background, "background", false, "detach once the mount is ready and print the server's pid")
+	return cmd
+}
+
+// openSource turns SOURCE into the filesystem to mount. Every kind of
+// source nanofs can mount is decided here.
+func openSource(ctx context.Context, g *globals, src string) (fs.FS, io.Closer, error) {
+	fi, err := os.Stat(src)
+	switch {
+	case err == nil && fi.IsDir():
+		// os.Root rather than os.DirFS: no symlink inside the source can
+		// make the mount read files outside it.
+		root, err := os.OpenRoot(src)
+		if err != nil {
+			return nil, nil, fmt.Errorf("source: %w", err)
+		}
+		g.debugf("mounting the directory %s", src)
+		return root.FS(), root, nil
+	case err == nil && fi.Mode().IsRegular():
+		f, err := os.Open(src)
+		if err != nil {
+			return nil, nil, fmt.Errorf("source: %w", err)
+		}
+		img, err := tfs.Open(f, fi.Size())
+		if err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("source %s is not a Nanos disk image: %w", src, err)
+		}
+		g.debugf("mounting the root filesystem of the Nanos disk image %s", src)
+		return img, f, nil
+	case err == nil:
+		return nil, nil, fmt.Errorf("source %s is neither a directory nor a disk image file (%v)", src, fi.Mode().Type())
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil, fmt.Errorf("source %s: no such file or directory (image references cannot be mounted yet)", src)
+	default:
+		return nil, nil, fmt.Errorf("source: %w", err)
+	}
+}
+
+// sourceName is how the mount table names SOURCE: a directory by its
+// absolute path, anything else as given.
+func sourceName(src string) string {
+	if fi, err := os.Stat(src); err == nil && fi.IsDir() {
+		if abs, err := filepath.Abs(src); err == nil {
+			return abs
+		}
+	}
+	return src
+}
+
+func mountForeground(ctx context.Context, g *globals, src, dir string) (err error) {
+	ready := takeReadyFD()
+	defer func() { ready.report(err) }()
+
+	fsys, closer, err := openSource(ctx, g, src)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	srv, err := fusefs.Mount(dir, fsys, fusefs.WithSource(sourceName(src)))
+	if err != nil {
+		return err
+	}
+	g.logf("mounted %s on %s (Ctrl-C or `nanofs umount %s` unmounts it)", src, srv.Dir(), dir)
+	ready.report(nil)
+
+	done := make(chan struct{})
+	go func() { srv.Wait(); close(done) }()
+	select {
+	case <-done:
+		g.debugf("%s was unmounted", srv.Dir())
+		return nil
+	case <-ctx.Done():
+	}
+	if err := srv.Unmount(); err != nil {
+		// Someone is still inside. Detach the mount: everyone else sees
+		// the empty directory at once, and the server keeps answering those
+		// still inside until they leave. A second signal now ends the
+		// process the default way, for whoever does not want to wait.
+		signal.Reset(os.Interrupt, syscall.SIGTERM)
+		if err := fusefs.Unmount(srv.Dir()); err != nil {
+			return err
+		}
+		g.logf("%s is busy: detached it; serving the programs still inside until they leave (interrupt again to stop now)", srv.Dir())
+	}
+	<-done
+	g.debugf("unmounted %s", srv.Dir())
+	return nil
+}
+
+// mountBackground starts this same command again as a detached server and
+// returns once that server reports the mount ready, or why it could not.
+func mountBackground(ctx context.Context, g *globals, dir string) error {
+	if !hasFlag(os.Args[1:], "background") {
+		return errors.New("--background needs the nanofs command line (os.Args) to start the server from")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("--background: finding this program: %w", err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("--background: %w", err)
+	}
+	defer r.Close()
+	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd.Env = append(os.Environ(), readyFDEnv+"=3") // ExtraFiles[0] is fd 3
+	cmd.ExtraFiles = []*os.File{w}
+	// Its own session: no terminal signals, and it outlives this process.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		return fmt.Errorf("--background: starting the server: %w", err)
+	}
+
+	reply := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(r)
+		reply <- string(b)
+	}()
+	select {
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return ctx.Err()
+	case msg := <-reply:
+		switch {
+		case msg == readyOK:
+			g.logf("mounted on %s, server pid %d (`nanofs umount %s` unmounts it)", dir, cmd.Process.Pid, dir)
+			fmt.Fprintln(g.stdout, cmd.Process.Pid)
+			return cmd.Process.Release()
+		case strings.HasPrefix(msg, readyFailed):
+			_ = cmd.Wait()
+			return errors.New(strings.TrimPrefix(msg, readyFailed))
+		default:
+			werr := cmd.Wait()
+			return fmt.Errorf("the mount server exited before the mount was ready (%v)", werr)
+		}
+	}
+}
+
+const (
+	readyOK     = "ok\n"
+	readyFailed = "error: "
+)
+
+// readyFD is the background server's end of the pipe to its parent; nil in
+// the foreground.
+type readyFD struct{ f *os.File }
+
+func takeReadyFD() *readyFD {
+	s := os.Getenv(readyFDEnv)
+	if s == "" {
+		return nil
+	}
+	os.Unsetenv(readyFDEnv)
+	fd, err := strconv.Atoi(s)
+	if err != nil {
+		return nil
+	}
+	return &readyFD{f: os.NewFile(uintptr(fd), "mount-ready")}
+}
+
+// report tells the parent the outcome, once; later calls do nothing.
+func (r *readyFD) report(err error) {
+	if r == nil || r.f == nil {
+		return
+	}
+	msg := readyOK
+	if err != nil {
+		msg = readyFailed + err.Error()
+	}
+	_, _ = io.WriteString(r.f, msg)
+	r.f.Close()
+	r.f = nil
+}
+
+// hasFlag reports whether the long flag --name appears in args.
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if a == "--"+name || strings.HasPrefix(a, "--"+name+"=") {
+			return true
+		}
+	}
+	return false
+}
