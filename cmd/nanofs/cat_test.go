@@ -1,0 +1,66 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
+	"testing"
+
+	"github.com/nanofs/nanofs/internal/testimage"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// modeOf builds an fs.FileMode from unix permission bits plus special bits
+// and, in bit 31, the directory flag.
+func modeOf(m uint32) fs.FileMode {
+	out := fs.FileMode(m & 0o777)
+	if m&0o4000 != 0 {
+		out |= fs.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		out |= fs.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		out |= fs.ModeSticky
+	}
+	if m&(1<<31) != 0 {
+		out |= fs.ModeDir
+	}
+	return out
+}
+
+func TestCat(t *testing.T) {
+	img := testimage.EdgeSpec().Image(t, testimage.EStargz)
+	want := testimage.ExtractTree(t, img)
+	reg := testimage.StartInProcessRegistry(t)
+	reg.Push(t, "edge", img)
+	c := testimage.StartCounter(t, reg.Host)
+
+	code, stdout, stderr := imageRun(t, "-v", "cat", c.Ref("edge"), "/data/big.bin")
+	require.Equal(t, 0, code, stderr)
+	sum := sha256.Sum256([]byte(stdout))
+	assert.Equal(t, want["data/big.bin"].SHA256, hex.EncodeToString(sum[:]))
+	assert.Contains(t, stderr, "eStargz, read lazily")
+	m, err := img.Manifest()
+	require.NoError(t, err)
+	st := c.Stats()
+	for _, l := range m.Layers[:2] {
+		assert.Less(t, st.Blobs[l.Digest.String()].Bytes, l.Size/2, "only the TOC of the layers not holding the file")
+	}
+
+	// Symlinks are followed inside the image.
+	code, stdout, stderr = imageRun(t, "cat", c.Ref("edge"), "new/deep/up")
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, "edge-v2\n", stdout)
+
+	for _, tc := range []struct{ path, msg string }{
+		{"/etc", "not a regular file"},
+		{"/run/initctl", "not a regular file"},
+		{"/new/dangling", "file does not exist"},
+	} {
+		code, _, stderr := imageRun(t, "cat", c.Ref("edge"), tc.path)
+		assert.Equal(t, 1, code)
+		assert.Contains(t, stderr, tc.msg, tc.path)
+	}
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/pflag"
+
+	"github.com/nanofs/nanofs/lazy"
+)
+
+// imageFlags are the flags of every verb that reads an image (ls, cat;
+// mount, build and resolve can add them the same way).
+type imageFlags struct {
+	platform string
+	insecure bool
+	cacheDir string
+}
+
+func (f *imageFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.platform, "platform", "", "os/arch[/variant] to pick from a multi-platform image (default linux/<host architecture>)")
+	fs.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and TLS certificates that do not verify (localhost registries need no flag)")
+	fs.StringVar(&f.cacheDir, "cache-dir", "", "content cache directory (default $XDG_CACHE_HOME/nanofs, i.e. ~/.cache/nanofs)")
+}
+
+// open opens IMAGE: a registry reference, an OCI layout directory or a
+// docker-save tarball. The caller closes the image.
+func (f *imageFlags) open(ctx context.Context, g *globals, ref string) (*lazy.Image, error) {
+	var opts []lazy.Option
+	if f.platform != "" {
+		p, err := v1.ParsePlatform(f.platform)
+		if err == nil && (p.OS == "" || p.Architecture == "") {
+			err = errors.New("want os/arch[/variant], e.g. linux/arm64")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--platform %q: %w", f.platform, err)
+		}
+		opts = append(opts, lazy.WithPlatform(*p))
+	}
+	if f.insecure {
+		opts = append(opts, lazy.WithInsecure())
+	}
+	if f.cacheDir != "" {
+		opts = append(opts, lazy.WithCacheDir(f.cacheDir))
+	}
+	opts = append(opts, lazy.WithUserAgent(version))
+	if g.showProgress() {
+		// One status line on the terminal, rewritten in place, cleared when done.
+		opts = append(opts, lazy.WithProgress(func(s lazy.Stats) {
+			fmt.Fprintf(g.stderr, "\r\033[Kopening %s: %s fetched", ref, byteCount(s.Bytes))
+		}))
+		defer fmt.Fprint(g.stderr, "\r\033[K")
+	}
+	img, err := lazy.Open(ctx, ref, opts...)
+	if err != nil {
+		return nil, err
+	}
+	g.debugf("opened %s", img.Name())
+	return img, nil
+}
+
+// reportFetched prints (with --verbose) what reading the image cost, per
+// layer and in total.
+func reportFetched(g *globals, img *lazy.Image) {
+	st := img.Stats()
+	for i, l := range st.Layers {
+		kind := "downloaded whole, then cached"
+		if l.Lazy {
+			kind = "eStargz, read lazily"
+		}
+		g.debugf("layer %d %s (%s): %s in %d requests", i, l.Digest, kind, byteCount(l.Bytes), l.Requests)
+	}
+	g.debugf("fetched %s in %d requests (%d bytes)", byteCount(st.Bytes), st.Requests, st.Bytes)
+}
+
+// byteCount renders n in binary units.
+func byteCount(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,27 @@
+// Package lazy presents a container image as one read-only io/fs file
+// system whose file contents cross the network only when they are read.
+//
+// Open takes a registry reference (with Docker's defaults), an OCI image
+// layout directory or a docker-save tarball, reads the manifest and config
+// (choosing a platform from a multi-platform index), indexes every layer
+// and merges the layers with the overlay rules of the OCI image
+// specification. How a layer is indexed depends on what it is:
+//
+//   - eStargz (gzip with a table of contents and the TOC digest annotated on
+//     the layer): the footer and TOC are fetched with two range requests and
+//     checked against the annotation; a file read then fetches only the gzip
+//     members holding the chunks it touches (neighbours in one request), each
+//     chunk checked against its TOC digest and cached by it.
+//   - gzip, zstd and uncompressed layers: no random access exists, so the
+//     layer is read once, decompressed while it downloads, its tar entries
+//     recorded, and the uncompressed tar kept in the cache, published only
+//     once the blob's digest and the config's diff_id match.
+//
+// Registry access (authentication, manifests) is go-containerregistry's;
+// blob ranges are plain HTTP requests through its authenticating transport,
+// checked (206 and the Content-Range asked for, or a whole-blob 200 read up
+// to the range), retried with backoff, and resumed from the last byte
+// received. The cache (os.UserCacheDir()/nanofs unless WithCacheDir) is
+// content-addressed, written atomically, checked again when read, and
+// shared by concurrent processes through file locks.
+package lazy

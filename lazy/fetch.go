@@ -1,0 +1,442 @@
+package lazy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// blobSource hands out byte ranges of blobs: the registry (ranged HTTP
+// GETs through go-containerregistry's authenticating transport) or the
+// files of an OCI layout.
+type blobSource interface {
+	// openRange makes one attempt at bytes [off, off+n) of blob d, whose
+	// size is size. Errors that another attempt may cure are retryable.
+	openRange(ctx context.Context, d v1.Hash, size, off, n int64, c *counter) (io.ReadCloser, error)
+	close() error
+}
+
+// counter counts what crossed the network (or was read from a local
+// source) for one blob.
+type counter struct {
+	requests atomic.Int64
+	bytes    atomic.Int64
+}
+
+// retryableError marks a failure that another attempt may cure: a 5xx, a
+// timeout, a dropped connection.
+type retryableError struct{ err error }
+
+func (e *retryableError) Error() string { return e.err.Error() }
+func (e *retryableError) Unwrap() error { return e.err }
+
+func isRetryable(err error) bool {
+	var r *retryableError
+	return errors.As(err, &r)
+}
+
+// retryPolicy says how often and how patiently a blob read is retried.
+type retryPolicy struct {
+	attempts int           // failures in a row (without any byte received between them) before giving up
+	backoff  time.Duration // wait after the first failure; doubles up to maxBackoff
+	stall    time.Duration // a response that sends nothing for this long is dropped and retried
+}
+
+const maxBackoff = 10 * time.Second
+
+// blob is one blob of the image with the means to read it.
+type blob struct {
+	digest v1.Hash
+	size   int64
+	src    blobSource
+	stats  *counter
+	policy retryPolicy
+}
+
+// open returns a reader of bytes [off, off+n) that survives dropped
+// connections and server errors: it asks again for what is still missing,
+// from the last byte received, with backoff.
+func (b *blob) open(ctx context.Context, off, n int64) (io.ReadCloser, error) {
+	if off < 0 || n <= 0 || off+n > b.size {
+		return nil, fmt.Errorf("blob %s: range %d+%d outside its %d bytes", b.digest, off, n, b.size)
+	}
+	return &rangeReader{ctx: ctx, b: b, off: off, n: n}, nil
+}
+
+// readAt reads len(p) bytes at off.
+func (b *blob) readAt(ctx context.Context, p []byte, off int64) error {
+	rc, err := b.open(ctx, off, int64(len(p)))
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.ReadFull(rc, p)
+	return err
+}
+
+type rangeReader struct {
+	ctx    context.Context
+	b      *blob
+	off, n int64
+	pos    int64 // bytes delivered so far
+	body   io.ReadCloser
+	fails  int   // failures since the last byte received
+	err    error // the error given up with, returned from then on
+}
+
+func (r *rangeReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	n, err := r.read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
+}
+
+func (r *rangeReader) read(p []byte) (int, error) {
+	for {
+		if r.pos >= r.n {
+			r.closeBody()
+			return 0, io.EOF
+		}
+		if err := r.ctx.Err(); err != nil {
+			r.closeBody()
+			return 0, err
+		}
+		if r.body == nil {
+			body, err := r.b.src.openRange(r.ctx, r.b.digest, r.b.size, r.off+r.pos, r.n-r.pos, r.b.stats)
+			if err != nil {
+				if werr := r.failed(err); werr != nil {
+					return 0, werr
+				}
+				continue
+			}
+			r.body = body
+		}
+		if rest := r.n - r.pos; int64(len(p)) > rest {
+			p = p[:rest]
+		}
+		k, err := r.body.Read(p)
+		r.pos += int64(k)
+		if k > 0 {
+			r.fails = 0
+		}
+		switch {
+		case err == nil:
+			if k > 0 {
+				return k, nil
+			}
+		case err == io.EOF && r.pos >= r.n:
+			r.closeBody()
+			return k, nil
+		default:
+			// A dropped connection, a stalled response, or a body that ended
+			// early: ask again for the rest.
+			r.closeBody()
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			if werr := r.failed(&retryableError{fmt.Errorf("blob %s: reading bytes %d-%d: %w", r.b.digest, r.off, r.off+r.n-1, err)}); werr != nil {
+				return k, werr
+			}
+			if k > 0 {
+				return k, nil
+			}
+		}
+	}
+}
+
+// failed waits before the next attempt, or returns the error to give up
+// with.
+func (r *rangeReader) failed(err error) error {
+	if cerr := r.ctx.Err(); cerr != nil {
+		return cerr
+	}
+	if !isRetryable(err) {
+		return err
+	}
+	r.fails++
+	if r.fails >= r.b.policy.attempts {
+		return fmt.Errorf("giving up after %d attempts: %w", r.fails, err)
+	}
+	wait := r.b.policy.backoff << (r.fails - 1)
+	if wait > maxBackoff || wait <= 0 {
+		wait = maxBackoff
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-r.ctx.Done():
+		return r.ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (r *rangeReader) closeBody() {
+	if r.body != nil {
+		r.body.Close()
+		r.body = nil
+	}
+}
+
+func (r *rangeReader) Close() error {
+	r.closeBody()
+	return nil
+}
+
+// registryBlobs reads blobs from a registry with plain HTTP requests sent
+// through go-containerregistry's transport, which authenticates them (basic
+// or bearer tokens, refreshed as needed) for the registry's host only.
+type registryBlobs struct {
+	repo   name.Repository
+	client *http.Client
+	stall  time.Duration
+}
+
+func newRegistryBlobs(repo name.Repository, authed http.RoundTripper, stall time.Duration) *registryBlobs {
+	registryHost := repo.RegistryStr()
+	client := &http.Client{
+		Transport: authed,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 10 {
+				return errors.New("stopped after 10 redirects")
+			}
+			// Blob storage elsewhere (a CDN, S3) gets the Range header but
+			// never the registry's credentials.
+			if req.URL.Host != registryHost {
+				req.Header.Del("Authorization")
+			}
+			return nil
+		},
+	}
+	return &registryBlobs{repo: repo, client: client, stall: stall}
+}
+
+func (r *registryBlobs) close() error {
+	r.client.CloseIdleConnections()
+	return nil
+}
+
+func (r *registryBlobs) blobURL(d v1.Hash) string {
+	u := url.URL{
+		Scheme: r.repo.Scheme(),
+		Host:   r.repo.RegistryStr(),
+		Path:   fmt.Sprintf("/v2/%s/blobs/%s", r.repo.RepositoryStr(), d),
+	}
+	return u.String()
+}
+
+func (r *registryBlobs) openRange(ctx context.Context, d v1.Hash, size, off, n int64, c *counter) (io.ReadCloser, error) {
+	end := min(off+n, size) - 1
+	if off < 0 || end < off {
+		return nil, fmt.Errorf("blob %s: empty range %d+%d of %d bytes", d, off, n, size)
+	}
+	// Each attempt has its own context, cancelled when the response stalls.
+	actx, cancel := context.WithCancel(ctx)
+	stalled := &atomic.Bool{}
+	watchdog := time.AfterFunc(r.stall, func() { stalled.Store(true); cancel() })
+	req, err := http.NewRequestWithContext(actx, http.MethodGet, r.blobURL(d), nil)
+	if err != nil {
+		watchdog.Stop()
+		cancel()
+		return nil, err
+	}
+	whole := off == 0 && end == size-1
+	if !whole {
+		// Always both ends, clamped to the blob: some registries refuse
+		// open-ended ranges.
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, end))
+	}
+	c.requests.Add(1)
+	resp, err := r.client.Do(req)
+	if err != nil {
+		watchdog.Stop()
+		cancel()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if stalled.Load() {
+			err = fmt.Errorf("no response within %v", r.stall)
+		}
+		return nil, &retryableError{fmt.Errorf("blob %s: %w", d, err)}
+	}
+	fail := func(err error) (io.ReadCloser, error) {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		watchdog.Stop()
+		cancel()
+		return nil, err
+	}
+	want := end - off + 1
+	body := &watchedBody{rc: resp.Body, watchdog: watchdog, stall: r.stall, stalled: stalled, cancel: cancel, c: c}
+	switch {
+	case resp.StatusCode == http.StatusPartialContent:
+		start, last, total, err := parseContentRange(resp.Header.Get("Content-Range"))
+		if err != nil || start != off || last != end || (total >= 0 && total != size) {
+			return fail(fmt.Errorf("blob %s: asked for bytes %d-%d of %d, registry sent Content-Range %q", d, off, end, size, resp.Header.Get("Content-Range")))
+		}
+		return limitReadCloser(body, want), nil
+	case resp.StatusCode == http.StatusOK:
+		// Whole blob, asked for or not (a server that ignores Range): skip
+		// to what was asked for.
+		if resp.ContentLength >= 0 && resp.ContentLength != size {
+			return fail(fmt.Errorf("blob %s: registry sent %d bytes for a blob of %d", d, resp.ContentLength, size))
+		}
+		if off > 0 {
+			if _, err := io.CopyN(io.Discard, body, off); err != nil {
+				body.Close()
+				return nil, &retryableError{fmt.Errorf("blob %s: skipping to byte %d of a whole-blob response: %w", d, off, err)}
+			}
+		}
+		return limitReadCloser(body, want), nil
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout:
+		return fail(&retryableError{fmt.Errorf("blob %s: registry answered %s", d, resp.Status)})
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return fail(fmt.Errorf("blob %s: %w (%s)", d, ErrUnauthorized, resp.Status))
+	case resp.StatusCode == http.StatusNotFound:
+		return fail(fmt.Errorf("blob %s: %w: registry answered %s", d, ErrNotFound, resp.Status))
+	default:
+		return fail(fmt.Errorf("blob %s: registry answered %s to bytes=%d-%d", d, resp.Status, off, end))
+	}
+}
+
+// parseContentRange parses "bytes FIRST-LAST/TOTAL" (TOTAL may be "*",
+// reported as -1).
+func parseContentRange(s string) (first, last, total int64, err error) {
+	rest, ok := strings.CutPrefix(s, "bytes ")
+	if !ok {
+		return 0, 0, 0, fmt.Errorf("bad Content-Range %q", s)
+	}
+	rng, tot, ok := strings.Cut(rest, "/")
+	if !ok {
+		return 0, 0, 0, fmt.Errorf("bad Content-Range %q", s)
+	}
+	a, b, ok := strings.Cut(rng, "-")
+	if !ok {
+		return 0, 0, 0, fmt.Errorf("bad Content-Range %q", s)
+	}
+	if first, err = strconv.ParseInt(a, 10, 64); err != nil {
+		return 0, 0, 0, fmt.Errorf("bad Content-Range %q", s)
+	}
+	if last, err = strconv.ParseInt(b, 10, 64); err != nil || last < first {
+		return 0, 0, 0, fmt.Errorf("bad Content-Range %q", s)
+	}
+	total = -1
+	if tot != "*" {
+		if total, err = strconv.ParseInt(tot, 10, 64); err != nil {
+			return 0, 0, 0, fmt.Errorf("bad Content-Range %q", s)
+		}
+	}
+	return first, last, total, nil
+}
+
+// watchedBody counts the bytes of a response and drops the connection when
+// it stalls.
+type watchedBody struct {
+	rc       io.ReadCloser
+	watchdog *time.Timer
+	stall    time.Duration
+	stalled  *atomic.Bool
+	cancel   context.CancelFunc
+	c        *counter
+}
+
+func (w *watchedBody) Read(p []byte) (int, error) {
+	n, err := w.rc.Read(p)
+	w.c.bytes.Add(int64(n))
+	if n > 0 {
+		w.watchdog.Reset(w.stall)
+	}
+	if err != nil && err != io.EOF && w.stalled.Load() {
+		err = fmt.Errorf("no data for %v: %w", w.stall, err)
+	}
+	return n, err
+}
+
+func (w *watchedBody) Close() error {
+	w.watchdog.Stop()
+	err := w.rc.Close()
+	w.cancel()
+	return err
+}
+
+type limitedReadCloser struct {
+	io.Reader
+	io.Closer
+}
+
+func limitReadCloser(rc io.ReadCloser, n int64) io.ReadCloser {
+	return limitedReadCloser{Reader: io.LimitReader(rc, n), Closer: rc}
+}
+
+// layoutBlobs reads the blobs of an OCI image layout directory.
+type layoutBlobs struct {
+	dir   string
+	mu    sync.Mutex
+	files map[v1.Hash]*os.File
+}
+
+func newLayoutBlobs(dir string) *layoutBlobs {
+	return &layoutBlobs{dir: dir, files: map[v1.Hash]*os.File{}}
+}
+
+func (l *layoutBlobs) file(d v1.Hash) (*os.File, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if f := l.files[d]; f != nil {
+		return f, nil
+	}
+	// v1.Hash guarantees a plain algorithm name and hex digits.
+	f, err := os.Open(layoutBlobPath(l.dir, d))
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", d, err)
+	}
+	l.files[d] = f
+	return f, nil
+}
+
+func (l *layoutBlobs) openRange(ctx context.Context, d v1.Hash, size, off, n int64, c *counter) (io.ReadCloser, error) {
+	f, err := l.file(d)
+	if err != nil {
+		return nil, err
+	}
+	c.requests.Add(1)
+	return io.NopCloser(&countingReader{r: io.NewSectionReader(f, off, min(n, size-off)), c: c}), nil
+}
+
+func (l *layoutBlobs) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	for _, f := range l.files {
+		errs = append(errs, f.Close())
+	}
+	clear(l.files)
+	return errors.Join(errs...)
+}
+
+type countingReader struct {
+	r io.Reader
+	c *counter
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.c.bytes.Add(int64(n))
+	return n, err
+}

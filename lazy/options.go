@@ -1,0 +1,118 @@
+package lazy
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	platform         v1.Platform
+	platformExplicit bool
+	insecure         bool
+	cacheDir         string
+	keychain         authn.Keychain
+	transport        http.RoundTripper
+	jobs             int
+	policy           retryPolicy
+	userAgent        string
+	progress         func(Stats)
+}
+
+func defaultOptions() options {
+	return options{
+		platform: v1.Platform{OS: "linux", Architecture: runtime.GOARCH},
+		keychain: authn.DefaultKeychain,
+		jobs:     4,
+		policy:   retryPolicy{attempts: 5, backoff: 200 * time.Millisecond, stall: 30 * time.Second},
+	}
+}
+
+// WithPlatform chooses the image of a multi-platform index (default: linux
+// and the host's architecture). A variant or OS version left empty
+// matches any. For a single-platform image, a platform given explicitly
+// must match the image's config.
+func WithPlatform(p v1.Platform) Option {
+	return func(o *options) { o.platform, o.platformExplicit = p, true }
+}
+
+// WithInsecure allows plain HTTP and registries whose TLS certificate does
+// not verify. Registries on localhost and loopback addresses are reached
+// over plain HTTP without it.
+func WithInsecure() Option { return func(o *options) { o.insecure = true } }
+
+// WithCacheDir puts the content cache in dir instead of
+// os.UserCacheDir()/nanofs ($XDG_CACHE_HOME/nanofs, ~/.cache/nanofs).
+func WithCacheDir(dir string) Option { return func(o *options) { o.cacheDir = dir } }
+
+// WithKeychain sets where registry credentials come from (default:
+// authn.DefaultKeychain: docker's config.json, its credential helpers and
+// podman's auth.json).
+func WithKeychain(k authn.Keychain) Option { return func(o *options) { o.keychain = k } }
+
+// WithTransport sets the HTTP transport registry requests go through
+// before authentication is added (default: remote.DefaultTransport).
+func WithTransport(t http.RoundTripper) Option { return func(o *options) { o.transport = t } }
+
+// WithJobs bounds how many layers are indexed, and how many requests a
+// prefetch makes, at once (default 4).
+func WithJobs(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.jobs = n
+		}
+	}
+}
+
+// WithRetries sets how many times in a row a blob request may fail (5xx,
+// timeout, dropped connection) before a read gives up (default 5), and the
+// wait after the first failure, doubled after each further one (default
+// 200ms).
+func WithRetries(attempts int, backoff time.Duration) Option {
+	return func(o *options) {
+		if attempts > 0 {
+			o.policy.attempts = attempts
+		}
+		if backoff > 0 {
+			o.policy.backoff = backoff
+		}
+	}
+}
+
+// WithStallTimeout sets how long a blob response may send nothing before
+// it is dropped and asked for again (default 30s).
+func WithStallTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.policy.stall = d
+		}
+	}
+}
+
+// WithProgress has Open call fn with the counts so far several times a
+// second while it fetches the layers' indexes (a whole layer, for layers
+// without a TOC), and once more before it returns, from one goroutine.
+// Stats.Layers[i].Size says how much a layer has in all.
+func WithProgress(fn func(Stats)) Option { return func(o *options) { o.progress = fn } }
+
+// WithUserAgent adds to the User-Agent of registry requests.
+func WithUserAgent(ua string) Option { return func(o *options) { o.userAgent = ua } }
+
+// DefaultCacheDir is where the cache lives unless WithCacheDir says
+// otherwise: os.UserCacheDir()/nanofs.
+func DefaultCacheDir() (string, error) {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory (set XDG_CACHE_HOME or HOME, or pass a cache dir): %w", err)
+	}
+	return filepath.Join(d, "nanofs"), nil
+}

@@ -1,0 +1,566 @@
+package lazy
+
+import (
+	"bytes"
+	"container/list"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/containerd/stargz-snapshotter/estargz"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/gzip"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/nanofs/nanofs/lazy/internal/cas"
+	"github.com/nanofs/nanofs/lazy/internal/overlay"
+)
+
+// eStargz layers are gzip streams in which every file chunk starts a new
+// gzip member and a table of contents (TOC) at the end says where each
+// member is. Opening one fetches its footer and TOC (two range requests;
+// none when the cache has them), checks the TOC against the digest in the
+// layer's annotation, and from then on a read fetches exactly the members
+// holding the chunks it touches, each chunk checked against its digest in
+// the TOC and cached by that digest.
+
+const (
+	tocKind   = "toc"
+	chunkKind = "chunks"
+	// maxTOCSize bounds what a hostile footer can make us allocate.
+	maxTOCSize = 512 << 20
+	// Members of one request: neighbours closer than maxGap are fetched in
+	// one request (the gap is read and dropped), up to maxRun bytes.
+	maxGap = 32 << 10
+	maxRun = 32 << 20
+)
+
+// stargzLayer fetches and caches chunks of one eStargz blob.
+type stargzLayer struct {
+	l     *layer
+	store *cas.Store
+	jobs  int
+
+	tocOffset int64
+	tocBytes  int64 // compressed bytes of footer and TOC, fetched or not
+
+	hot *chunkLRU // recently read chunks, shared by the image's layers
+
+	mu       sync.Mutex
+	inflight map[int64]*memberCall // by member offset
+	verified map[string]bool       // chunk digests checked in this process
+}
+
+type memberCall struct {
+	done chan struct{}
+	err  error
+}
+
+// tocRecord is what the cache keeps about an eStargz blob besides its TOC.
+type tocRecord struct {
+	TOCDigest string `json:"tocDigest"`
+	TOCOffset int64  `json:"tocOffset"`
+	BlobSize  int64  `json:"blobSize"`
+}
+
+// errNotStargz: a layer annotated with a TOC digest has no eStargz footer.
+// It is then read like any gzip layer.
+var errNotStargz = errors.New("not an eStargz blob")
+
+// isStargz tells whether a layer can be read lazily: an annotated TOC
+// digest on a gzip layer fetched from somewhere that serves ranges.
+func isStargz(l *layer) bool {
+	if l.blob == nil || l.annotations[estargz.TOCJSONDigestAnnotation] == "" {
+		return false
+	}
+	mt := string(l.mediaType)
+	return strings.Contains(mt, "gzip") || mt == ""
+}
+
+// openStargz reads (or finds in the cache) the layer's TOC and returns its
+// entries.
+func openStargz(ctx context.Context, l *layer, store *cas.Store, jobs int, hot *chunkLRU) (*stargzLayer, []overlay.Entry, error) {
+	key := l.key.String()
+	want, err := v1.NewHash(l.annotations[estargz.TOCJSONDigestAnnotation])
+	if err != nil {
+		return nil, nil, fmt.Errorf("layer %s: TOC digest annotation: %w", key, err)
+	}
+	s := &stargzLayer{l: l, store: store, jobs: jobs, hot: hot, inflight: map[int64]*memberCall{}, verified: map[string]bool{}}
+	tocJSON, err := s.cachedTOC(want)
+	if err != nil {
+		for attempt := 0; ; attempt++ {
+			tocJSON, err = s.fetchTOC(ctx, want)
+			if err == nil || !errors.Is(err, ErrDigestMismatch) || attempt == 1 {
+				break
+			}
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	var toc estargz.JTOC
+	if err := json.Unmarshal(tocJSON, &toc); err != nil {
+		return nil, nil, fmt.Errorf("layer %s: TOC: %w", key, err)
+	}
+	entries, err := overlay.FromTOC(&toc, s.tocOffset)
+	if err != nil {
+		var ee *overlay.EntryError
+		if errors.As(err, &ee) {
+			ee.Layer = key
+			return nil, nil, ee
+		}
+		return nil, nil, fmt.Errorf("layer %s: TOC: %w", key, err)
+	}
+	return s, entries, nil
+}
+
+func (s *stargzLayer) cachedTOC(want v1.Hash) ([]byte, error) {
+	key := s.l.key.String()
+	raw, err := s.store.ReadMeta(tocKind, key, ".json")
+	if err != nil {
+		return nil, err
+	}
+	var rec tocRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, err
+	}
+	if rec.TOCDigest != want.String() || rec.BlobSize != s.l.size || rec.TOCOffset <= 0 || rec.TOCOffset >= s.l.size {
+		return nil, errors.New("cached TOC record does not fit")
+	}
+	tocJSON, err := s.store.ReadVerified(tocKind, want.String())
+	if err != nil {
+		return nil, err
+	}
+	s.tocOffset = rec.TOCOffset
+	s.tocBytes = s.l.size - rec.TOCOffset
+	return tocJSON, nil
+}
+
+// fetchTOC reads the footer, then the TOC, and checks the TOC's digest.
+func (s *stargzLayer) fetchTOC(ctx context.Context, want v1.Hash) ([]byte, error) {
+	l := s.l
+	key := l.key.String()
+	footerSize := int64(estargz.FooterSize)
+	if l.size < footerSize {
+		return nil, fmt.Errorf("layer %s: %w: %d bytes is too small", key, errNotStargz, l.size)
+	}
+	footer := make([]byte, footerSize)
+	if err := l.blob.readAt(ctx, footer, l.size-footerSize); err != nil {
+		return nil, fmt.Errorf("layer %s: reading the eStargz footer: %w", key, err)
+	}
+	var dec interface {
+		ParseFooter([]byte) (int64, int64, int64, error)
+		FooterSize() int64
+		DecompressTOC(io.Reader) (io.ReadCloser, error)
+	} = &estargz.GzipDecompressor{}
+	_, tocOffset, _, err := dec.ParseFooter(footer)
+	if err != nil {
+		legacy := &estargz.LegacyGzipDecompressor{}
+		var lerr error
+		if _, tocOffset, _, lerr = legacy.ParseFooter(footer[footerSize-legacy.FooterSize():]); lerr != nil {
+			return nil, fmt.Errorf("layer %s: %w: %w", key, errNotStargz, errors.Join(err, lerr))
+		}
+		dec = legacy
+	}
+	tocEnd := l.size - dec.FooterSize()
+	if tocOffset <= 0 || tocOffset >= tocEnd || tocEnd-tocOffset > maxTOCSize {
+		return nil, fmt.Errorf("layer %s: eStargz footer puts the TOC at %d in a %d-byte blob", key, tocOffset, l.size)
+	}
+	compressed := make([]byte, tocEnd-tocOffset)
+	if err := l.blob.readAt(ctx, compressed, tocOffset); err != nil {
+		return nil, fmt.Errorf("layer %s: reading the eStargz TOC: %w", key, err)
+	}
+	rc, err := dec.DecompressTOC(bytes.NewReader(compressed))
+	if err != nil {
+		return nil, fmt.Errorf("layer %s: TOC: %w", key, err)
+	}
+	defer rc.Close()
+	tocJSON, err := io.ReadAll(io.LimitReader(rc, maxTOCSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("layer %s: TOC: %w", key, err)
+	}
+	if len(tocJSON) > maxTOCSize {
+		return nil, fmt.Errorf("layer %s: TOC larger than %d bytes", key, maxTOCSize)
+	}
+	if got := cas.SHA256(tocJSON); got != want.String() {
+		return nil, fmt.Errorf("layer %s: %w: its TOC hashes to %s, the annotation %s says %s",
+			key, ErrDigestMismatch, got, estargz.TOCJSONDigestAnnotation, want)
+	}
+	s.tocOffset = tocOffset
+	s.tocBytes = l.size - tocOffset
+	// The cache is an optimisation: failing to fill it is not an error.
+	if err := s.store.Write(tocKind, want.String(), tocJSON); err == nil {
+		rec, _ := json.Marshal(tocRecord{TOCDigest: want.String(), TOCOffset: tocOffset, BlobSize: l.size})
+		_ = s.store.WriteMeta(tocKind, key, ".json", rec)
+	}
+	return tocJSON, nil
+}
+
+// member is one gzip member to fetch and the chunks wanted from it.
+type member struct {
+	offset, next int64
+	chunks       []overlay.Chunk
+}
+
+// ensure puts every chunk of cs in the cache, fetching the members that
+// hold the missing ones; neighbouring members are fetched in one request.
+// Chunks another goroutine is already fetching are waited for.
+func (s *stargzLayer) ensure(ctx context.Context, cs []overlay.Chunk) error {
+	for {
+		mine, theirs, err := s.claim(cs)
+		if err != nil {
+			return err
+		}
+		if len(mine) == 0 && len(theirs) == 0 {
+			return nil
+		}
+		err = s.fetchMembers(ctx, mine)
+		s.release(mine, err)
+		if err != nil {
+			return err
+		}
+		retry := false
+		for _, call := range theirs {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-call.done:
+			}
+			if call.err != nil {
+				// Their caller gave up (or failed): try ourselves.
+				retry = true
+			}
+		}
+		if !retry {
+			return nil
+		}
+	}
+}
+
+// claim sorts the missing chunks into members to fetch now and members
+// being fetched by someone else.
+func (s *stargzLayer) claim(cs []overlay.Chunk) (mine []*member, theirs []*memberCall, err error) {
+	byOffset := map[int64]*member{}
+	for _, c := range cs {
+		if s.cached(c.Digest) {
+			continue
+		}
+		m := byOffset[c.Offset]
+		if m == nil {
+			m = &member{offset: c.Offset, next: c.Next}
+			byOffset[c.Offset] = m
+		}
+		if m.next != c.Next {
+			return nil, nil, fmt.Errorf("layer %s: TOC gives the member at %d two ends", s.l.key, c.Offset)
+		}
+		if !slices.ContainsFunc(m.chunks, func(o overlay.Chunk) bool { return o.Inner == c.Inner && o.Digest == c.Digest }) {
+			m.chunks = append(m.chunks, c)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for off, m := range byOffset {
+		if call := s.inflight[off]; call != nil {
+			theirs = append(theirs, call)
+			continue
+		}
+		s.inflight[off] = &memberCall{done: make(chan struct{})}
+		mine = append(mine, m)
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].offset < mine[j].offset })
+	return mine, theirs, nil
+}
+
+func (s *stargzLayer) release(ms []*member, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range ms {
+		call := s.inflight[m.offset]
+		delete(s.inflight, m.offset)
+		call.err = err
+		close(call.done)
+	}
+}
+
+func (s *stargzLayer) cached(digest string) bool {
+	s.mu.Lock()
+	ok := s.verified[digest]
+	s.mu.Unlock()
+	if ok {
+		return true
+	}
+	p, err := s.store.Path(chunkKind, digest, "")
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(p)
+	return err == nil
+}
+
+// fetchMembers groups sorted members into runs and fetches the runs in
+// parallel.
+func (s *stargzLayer) fetchMembers(ctx context.Context, ms []*member) error {
+	var runs [][]*member
+	for _, m := range ms {
+		if n := len(runs); n > 0 {
+			run := runs[n-1]
+			last := run[len(run)-1]
+			if m.offset >= last.next && m.offset-last.next <= maxGap && m.next-run[0].offset <= maxRun {
+				runs[n-1] = append(run, m)
+				continue
+			}
+		}
+		runs = append(runs, []*member{m})
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.jobs)
+	for _, run := range runs {
+		g.Go(func() error {
+			err := s.fetchRun(gctx, run)
+			if errors.Is(err, ErrDigestMismatch) {
+				// Bytes damaged in transit fail the digest; one more
+				// request may bring them intact.
+				err = s.fetchRun(gctx, run)
+			}
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// fetchRun fetches members run[0].offset..run[last].next in one request
+// and stores their chunks.
+func (s *stargzLayer) fetchRun(ctx context.Context, run []*member) error {
+	start, end := run[0].offset, run[len(run)-1].next
+	rc, err := s.l.blob.open(ctx, start, end-start)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	pos := start
+	for _, m := range run {
+		if _, err := io.CopyN(io.Discard, rc, m.offset-pos); err != nil {
+			return fmt.Errorf("layer %s: %w", s.l.key, err)
+		}
+		buf := make([]byte, m.next-m.offset)
+		if _, err := io.ReadFull(rc, buf); err != nil {
+			return fmt.Errorf("layer %s: %w", s.l.key, err)
+		}
+		pos = m.next
+		if err := s.storeMember(m, buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// storeMember decompresses one member and stores each wanted chunk after
+// checking it against its digest.
+func (s *stargzLayer) storeMember(m *member, compressed []byte) error {
+	chunks := slices.Clone(m.chunks)
+	sort.Slice(chunks, func(i, j int) bool { return chunks[i].Inner < chunks[j].Inner })
+	zr, err := gzip.NewReader(bytes.NewReader(compressed))
+	if err != nil {
+		return fmt.Errorf("layer %s: %s: gzip member at %d: %w (%w)", s.l.key, chunks[0].File, m.offset, err, ErrDigestMismatch)
+	}
+	defer zr.Close()
+	var pos int64
+	for _, c := range chunks {
+		if c.Inner < pos {
+			// Two chunks overlapping in one member: a malformed TOC.
+			return fmt.Errorf("layer %s: %s: chunks overlap in the member at %d", s.l.key, c.File, m.offset)
+		}
+		if _, err := io.CopyN(io.Discard, zr, c.Inner-pos); err != nil {
+			return fmt.Errorf("layer %s: %s: gzip member at %d: %w (%w)", s.l.key, c.File, m.offset, err, ErrDigestMismatch)
+		}
+		data := make([]byte, c.Size)
+		if _, err := io.ReadFull(zr, data); err != nil {
+			return fmt.Errorf("layer %s: %s: gzip member at %d: %w (%w)", s.l.key, c.File, m.offset, err, ErrDigestMismatch)
+		}
+		pos = c.Inner + c.Size
+		if got := cas.SHA256(data); got != c.Digest {
+			return fmt.Errorf("layer %s: %s: bytes %d-%d: %w: chunk hashes to %s, the TOC says %s",
+				s.l.key, c.File, c.FileOffset, c.FileOffset+c.Size-1, ErrDigestMismatch, got, c.Digest)
+		}
+		if err := s.store.Write(chunkKind, c.Digest, data); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.verified[c.Digest] = true
+		s.mu.Unlock()
+		s.hot.put(c.Digest, data)
+	}
+	return nil
+}
+
+// readAt reads a file's bytes at off: the chunks it touches are fetched
+// if missing (all in one go), then read from memory or the cache (each
+// checked once per process).
+func (s *stargzLayer) readAt(ctx context.Context, d *fileData, p []byte, off int64) (int, error) {
+	cs := chunksFor(d.chunks, off, int64(len(p)))
+	for attempt := 0; ; attempt++ {
+		var missing []overlay.Chunk
+		for _, c := range cs {
+			if !s.hot.has(c.Digest) && !s.cached(c.Digest) {
+				missing = append(missing, c)
+			}
+		}
+		if len(missing) > 0 {
+			if err := s.ensure(ctx, missing); err != nil {
+				return 0, err
+			}
+		}
+		n, err := s.copyChunks(cs, p, off)
+		if err == nil || !errors.Is(err, cas.ErrCorrupt) || attempt > 0 {
+			return n, err
+		}
+	}
+}
+
+// chunksFor returns the chunks covering [off, off+n) of a file.
+func chunksFor(cs []overlay.Chunk, off, n int64) []overlay.Chunk {
+	i := sort.Search(len(cs), func(i int) bool { return cs[i].FileOffset+cs[i].Size > off })
+	j := i
+	for j < len(cs) && cs[j].FileOffset < off+n {
+		j++
+	}
+	return cs[i:j]
+}
+
+func (s *stargzLayer) copyChunks(cs []overlay.Chunk, p []byte, off int64) (int, error) {
+	n := 0
+	for _, c := range cs {
+		from := max(off, c.FileOffset)
+		to := min(off+int64(len(p)), c.FileOffset+c.Size)
+		if from >= to {
+			continue
+		}
+		data, err := s.chunkData(c)
+		if err != nil {
+			return n, err
+		}
+		copy(p[from-off:to-off], data[from-c.FileOffset:])
+		n += int(to - from)
+	}
+	return n, nil
+}
+
+// chunkData returns a chunk's bytes from memory or the cache.
+func (s *stargzLayer) chunkData(c overlay.Chunk) ([]byte, error) {
+	if data := s.hot.get(c.Digest); data != nil {
+		return data, nil
+	}
+	s.mu.Lock()
+	ok := s.verified[c.Digest]
+	s.mu.Unlock()
+	var data []byte
+	var err error
+	if ok {
+		var p string
+		if p, err = s.store.Path(chunkKind, c.Digest, ""); err == nil {
+			data, err = os.ReadFile(p)
+		}
+	} else {
+		data, err = s.store.ReadVerified(chunkKind, c.Digest)
+	}
+	if err != nil {
+		s.mu.Lock()
+		delete(s.verified, c.Digest)
+		s.mu.Unlock()
+		if errors.Is(err, fs.ErrNotExist) {
+			// Removed (damaged, or cleaned) since it was fetched: fetch again.
+			return nil, fmt.Errorf("layer %s: %s: chunk %s: %w", s.l.key, c.File, c.Digest, cas.ErrCorrupt)
+		}
+		return nil, err
+	}
+	if int64(len(data)) != c.Size {
+		// The digest matched, so the TOC lies about the size.
+		return nil, fmt.Errorf("layer %s: %s: chunk %s has %d bytes, the TOC says %d", s.l.key, c.File, c.Digest, len(data), c.Size)
+	}
+	s.mu.Lock()
+	s.verified[c.Digest] = true
+	s.mu.Unlock()
+	s.hot.put(c.Digest, data)
+	return data, nil
+}
+
+// compressedSize is what fetching cs costs at least: the sizes of the
+// members holding them.
+func compressedSize(cs []overlay.Chunk) int64 {
+	seen := map[int64]bool{}
+	var n int64
+	for _, c := range cs {
+		if !seen[c.Offset] {
+			seen[c.Offset] = true
+			n += c.Next - c.Offset
+		}
+	}
+	return n
+}
+
+// chunkLRU keeps the most recently used chunks in memory, so that many
+// small reads of one chunk (a FUSE read is 4-128 KiB; estargz chunks are
+// up to 4 MiB) do not each read the cache file.
+type chunkLRU struct {
+	mu    sync.Mutex
+	max   int64
+	size  int64
+	order *list.List               // front: most recent; values are *lruEntry
+	byKey map[string]*list.Element // by chunk digest
+}
+
+type lruEntry struct {
+	key  string
+	data []byte
+}
+
+func newChunkLRU(maxBytes int64) *chunkLRU {
+	return &chunkLRU{max: maxBytes, order: list.New(), byKey: map[string]*list.Element{}}
+}
+
+func (c *chunkLRU) has(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.byKey[key]
+	return ok
+}
+
+func (c *chunkLRU) get(key string) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.byKey[key]
+	if !ok {
+		return nil
+	}
+	c.order.MoveToFront(e)
+	return e.Value.(*lruEntry).data
+}
+
+func (c *chunkLRU) put(key string, data []byte) {
+	if int64(len(data)) > c.max {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.byKey[key]; ok {
+		c.order.MoveToFront(e)
+		return
+	}
+	c.byKey[key] = c.order.PushFront(&lruEntry{key: key, data: data})
+	c.size += int64(len(data))
+	for c.size > c.max {
+		e := c.order.Back()
+		old := e.Value.(*lruEntry)
+		c.order.Remove(e)
+		delete(c.byKey, old.key)
+		c.size -= int64(len(old.data))
+	}
+}
