@@ -1,0 +1,100 @@
+// Package demo is the README's main job, end to end, on a built-in default
+// image and without internet: `make demo` runs TestDemo verbosely, and
+// `make test` runs it as an end-to-end test of the CLI.
+package demo
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/nanofs/nanofs/internal/testimage"
+)
+
+// TestDemo builds a distroless-style image (a real glibc program compiled
+// here, its loader and libraries; no shell, no ldd) as eStargz, serves it
+// from a local registry, and drives the nanofs binary over it as a user
+// would.
+func TestDemo(t *testing.T) {
+	bin := nanofsBinary(t)
+
+	reg := registry(t)
+	spec := testimage.DistrolessSpec(t)
+	ref := reg.Push(t, "demo/hello", spec.Image(t, testimage.EStargz)).String()
+	program := spec.Config.Entrypoint[0]
+	say(t, "image %s: %d layers (eStargz), entrypoint %v, served by %s registry", ref, len(spec.Layers), spec.Config.Entrypoint, reg.Kind)
+
+	cache := t.TempDir()
+	out := filepath.Join(t.TempDir(), "hello.img")
+	steps := []struct {
+		args []string
+		want string // a fragment the output must contain
+	}{
+		{[]string{"ls", "--cache-dir", cache, ref, "/"}, "usr"},
+		{[]string{"cat", "--cache-dir", cache, ref, "/etc/passwd"}, "nonroot"},
+		{[]string{"--verbose", "ls", "--cache-dir", cache, ref, filepath.Dir(program)}, filepath.Base(program)},
+	}
+	for _, s := range steps {
+		got := nanofs(t, bin, s.args...)
+		require.Contains(t, got, s.want, "nanofs %s", strings.Join(s.args, " "))
+	}
+	_ = out
+}
+
+// nanofsBinary is $NANOFS_BIN (what `make demo` builds) or a fresh build.
+func nanofsBinary(t *testing.T) string {
+	if p := os.Getenv("NANOFS_BIN"); p != "" {
+		abs, err := filepath.Abs(p)
+		require.NoError(t, err)
+		return abs
+	}
+	p := filepath.Join(t.TempDir(), "nanofs")
+	cmd := exec.Command("go", "build", "-o", p, "github.com/nanofs/nanofs/cmd/nanofs")
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Run(), "building nanofs")
+	return p
+}
+
+// registry is Debian's docker-registry when installed, else the in-process one.
+func registry(t *testing.T) *testimage.Registry {
+	if _, err := exec.LookPath("docker-registry"); err == nil {
+		return testimage.StartDockerRegistry(t)
+	}
+	return testimage.StartInProcessRegistry(t)
+}
+
+// nanofs runs the binary like a user at a shell, echoing the command and
+// everything it prints, and returns stdout and stderr together.
+func nanofs(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	say(t, "$ nanofs %s", strings.Join(args, " "))
+	var buf bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	fmt.Print(indent(buf.String()))
+	require.NoError(t, err, "nanofs %s:\n%s", strings.Join(args, " "), buf.String())
+	return buf.String()
+}
+
+func say(t *testing.T, format string, a ...any) {
+	t.Helper()
+	fmt.Printf(format+"\n", a...)
+}
+
+func indent(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ") + "\n"
+}
