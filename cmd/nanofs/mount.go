@@ -26,19 +26,24 @@ func init() { verbs = append(verbs, newMountCmd) }
 const readyFDEnv = "NANOFS_MOUNT_READY_FD"
 
 func newMountCmd(g *globals) *cobra.Command {
-	var background bool
+	var (
+		background bool
+		images     imageFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "mount SOURCE DIR",
 		Short: "Mount SOURCE read-only on the empty directory DIR (FUSE)",
-		Long: `Mount SOURCE read-only on DIR, an empty directory, with FUSE. SOURCE is a
-directory or a Nanos disk image (its root filesystem is mounted). Nothing is
-read ahead: a directory is read when something lists it, a file's bytes when
-something reads them.
+		Long: `Mount SOURCE read-only on DIR, an empty directory, with FUSE. SOURCE is an
+image (a registry reference such as node:16.3.0, an OCI layout directory or a
+docker-save tarball: its layers merged), a directory, or a Nanos disk image
+(its root filesystem). Nothing is read ahead: a directory is read when
+something lists it, a file's bytes are fetched when something reads them.
 
 The mount lasts until Ctrl-C (or SIGTERM), or until "nanofs umount DIR".
 With --background the server detaches, and its pid is printed once the mount
 is ready.`,
-		Example: `  nanofs mount ./rootfs /mnt/x
+		Example: `  nanofs mount node:16.3.0 /mnt/x
+  nanofs mount ./rootfs /mnt/x
   nanofs mount node.img /mnt/y
   nanofs mount --background ./rootfs /mnt/x && ls /mnt/x && nanofs umount /mnt/x`,
 		Args: cobra.ExactArgs(2),
@@ -46,18 +51,21 @@ is ready.`,
 			if background && os.Getenv(readyFDEnv) == "" {
 				return mountBackground(cmd.Context(), g, args[1])
 			}
-			return mountForeground(cmd.Context(), g, args[0], args[1])
+			return mountForeground(cmd.Context(), g, &images, args[0], args[1])
 		},
 	}
 	cmd.Flags().BoolVar(&background, "background", false, "detach once the mount is ready and print the server's pid")
+	images.register(cmd.Flags())
 	return cmd
 }
 
 // openSource turns SOURCE into the filesystem to mount. Every kind of
 // source nanofs can mount is decided here.
-func openSource(ctx context.Context, g *globals, src string) (fs.FS, io.Closer, error) {
+func openSource(ctx context.Context, g *globals, images *imageFlags, src string) (fs.FS, io.Closer, error) {
 	fi, err := os.Stat(src)
 	switch {
+	case err == nil && fi.IsDir() && isOCILayout(src):
+		return openImageSource(ctx, g, images, src)
 	case err == nil && fi.IsDir():
 		// os.Root rather than os.DirFS: no symlink inside the source can
 		// make the mount read files outside it.
@@ -75,17 +83,52 @@ func openSource(ctx context.Context, g *globals, src string) (fs.FS, io.Closer, 
 		img, err := tfs.Open(f, fi.Size())
 		if err != nil {
 			f.Close()
-			return nil, nil, fmt.Errorf("source %s is not a Nanos disk image: %w", src, err)
+			if isTarball(src) {
+				return openImageSource(ctx, g, images, src)
+			}
+			return nil, nil, fmt.Errorf("source %s is neither a Nanos disk image nor a docker-save tarball: %w", src, err)
 		}
 		g.debugf("mounting the root filesystem of the Nanos disk image %s", src)
 		return img, f, nil
 	case err == nil:
 		return nil, nil, fmt.Errorf("source %s is neither a directory nor a disk image file (%v)", src, fi.Mode().Type())
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, nil, fmt.Errorf("source %s: no such file or directory (image references cannot be mounted yet)", src)
+		return openImageSource(ctx, g, images, src)
 	default:
 		return nil, nil, fmt.Errorf("source: %w", err)
 	}
+}
+
+// openImageSource opens an image lazily: its files are fetched when read.
+func openImageSource(ctx context.Context, g *globals, images *imageFlags, ref string) (fs.FS, io.Closer, error) {
+	img, err := images.open(ctx, g, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	g.debugf("mounting the image %s", img.Name())
+	return img, img, nil
+}
+
+// isOCILayout reports whether dir is an OCI image layout rather than a tree
+// to mount as it is.
+func isOCILayout(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "oci-layout"))
+	return err == nil
+}
+
+// isTarball reports whether the file starts like a tar archive (the ustar
+// magic at offset 257), as a docker-save tarball does.
+func isTarball(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	magic := make([]byte, 5)
+	if _, err := f.ReadAt(magic, 257); err != nil {
+		return false
+	}
+	return string(magic) == "ustar"
 }
 
 // sourceName is how the mount table names SOURCE: a directory by its
@@ -99,11 +142,11 @@ func sourceName(src string) string {
 	return src
 }
 
-func mountForeground(ctx context.Context, g *globals, src, dir string) (err error) {
+func mountForeground(ctx context.Context, g *globals, images *imageFlags, src, dir string) (err error) {
 	ready := takeReadyFD()
 	defer func() { ready.report(err) }()
 
-	fsys, closer, err := openSource(ctx, g, src)
+	fsys, closer, err := openSource(ctx, g, images, src)
 	if err != nil {
 		return err
 	}
