@@ -52,8 +52,11 @@ fuzz:
 	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; done
 
+# The main job end to end on a built-in image, no internet: build a real image
+# locally, serve it from a local registry, browse it, build a disk, inspect it,
+# and boot it when NANOFS_KERNEL and NANOFS_BOOT name a Nanos kernel.
 demo: build
-	$(GO) run ./internal/demo -nanofs $(BIN)
+	NANOFS_BIN=$(BIN) $(GO) test -count=1 -v -run '^TestDemo$$' ./internal/demo
 
 clean:
 	rm -rf bin

@@ -18,6 +18,8 @@ import (
 // methods on the value their FileInfo.Sys() returns; they need not import
 // fusefs, the method set is enough. fusefs also understands *syscall.Stat_t
 // (os.DirFS, os.Root.FS) and *tar.Header (uid/gid only).
+//
+// A Sys value of a device node may also implement DeviceSys.
 type Sys interface {
 	// Ino identifies the file within its filesystem: the same number every
 	// time the file is looked up, the same for every hard link of the file,
@@ -32,6 +34,12 @@ type Sys interface {
 	// Uid and Gid are the numeric owner and group.
 	Uid() uint32
 	Gid() uint32
+}
+
+// DeviceSys is implemented by Sys values of character and block devices
+// to give their device numbers.
+type DeviceSys interface {
+	Rdev() (major, minor uint32)
 }
 
 // identity is what makes two names the same file. Exactly one of ino (with
@@ -136,6 +144,10 @@ func (m *mountFS) attr(name string, fi fs.FileInfo) fuse.Attr {
 	case Sys:
 		a.Nlink = s.Nlink()
 		a.Uid, a.Gid = s.Uid(), s.Gid()
+		if d, ok := s.(DeviceSys); ok && fi.Mode()&fs.ModeDevice != 0 {
+			major, minor := d.Rdev()
+			a.Rdev = uint32(mkdev(int64(major), int64(minor)))
+		}
 	case *tar.Header:
 		a.Uid, a.Gid = uint32(s.Uid), uint32(s.Gid)
 		a.Rdev = uint32(mkdev(s.Devmajor, s.Devminor))

@@ -91,3 +91,20 @@ func TestAttrFromSys(t *testing.T) {
 	_, _, nlink, _, _, _, _ = attr("zerodir")
 	assert.Equal(t, uint32(2), nlink, "Nlink() 0 means count")
 }
+
+// devSys is a Sys value of a device node, as lazy's Stat is for /dev/null.
+type devSys struct{ major, minor uint32 }
+
+func (devSys) Ino() uint64                   { return 7 }
+func (devSys) Nlink() uint32                 { return 1 }
+func (devSys) Uid() uint32                   { return 0 }
+func (devSys) Gid() uint32                   { return 0 }
+func (d devSys) Rdev() (major, minor uint32) { return d.major, d.minor }
+
+func TestAttrDeviceNumbers(t *testing.T) {
+	fsys := fstest.MapFS{"null": {Mode: fs.ModeDevice | fs.ModeCharDevice | 0o666, Sys: devSys{1, 3}}}
+	m := &mountFS{inodes: newInodeTable()}
+	fi, err := fs.Stat(fsys, "null")
+	require.NoError(t, err)
+	assert.Equal(t, uint32(1<<8|3), m.attr("null", fi).Rdev)
+}

@@ -134,6 +134,10 @@ func verifyDisk(r io.ReaderAt, size int64, m *mbr, problems *[]Problem) {
 		s2 = 0
 	}
 	first := int64(SectorSize + s2 + klogSize)
+	if s2 == 0 && m.entries[0] == (mbrEntry{lba: uint32(first / SectorSize)}) {
+		verifyDirectBootDisk(r, size, m, first, chk, problems)
+		return
+	}
 
 	type want struct {
 		typ   byte
@@ -191,6 +195,32 @@ func verifyDisk(r io.ReaderAt, size int64, m *mbr, problems *[]Problem) {
 		verifyVolume(r, off, size-off, roleRoot, &checker{prefix: "root fs", problems: problems})
 	} else {
 		chk.add("§9.9", "MBR", "root partition starts past the end of the image")
+	}
+}
+
+// verifyDirectBootDisk checks a disk for direct kernel boot (spec §10): no
+// boot code or boot filesystem, a region record with no stage2, an empty
+// first entry whose LBA still places the kernel log right before the root,
+// and the root filesystem as the second entry, to the end of the disk.
+func verifyDirectBootDisk(r io.ReaderAt, size int64, m *mbr, first int64, chk *checker, problems *[]Problem) {
+	root := m.entries[1]
+	where := fmt.Sprintf("MBR partition entry 1 (byte %#x)", mbrEntries+16)
+	if root.typ != partTypeTFS {
+		chk.add("§10", where, "type %#x (want %#x)", root.typ, partTypeTFS)
+	}
+	if int64(root.lba) != first/SectorSize {
+		chk.add("§10", where, "first LBA %d (want %d: 512 + klog 4096 bytes)", root.lba, first/SectorSize)
+	}
+	if want := (size - first) / SectorSize; int64(root.count) != want {
+		chk.add("§10", where, "%d sectors (want %d, to the end of the disk)", root.count, want)
+	}
+	for i := 2; i < len(m.entries); i++ {
+		if m.entries[i] != (mbrEntry{}) {
+			chk.add("§10", fmt.Sprintf("MBR partition entry %d (byte %#x)", i, mbrEntries+16*i), "entry should be empty")
+		}
+	}
+	if first < size {
+		verifyVolume(r, first, size-first, roleRoot, &checker{prefix: "root fs", problems: problems})
 	}
 }
 

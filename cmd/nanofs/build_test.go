@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nanofs/nanofs/internal/testimage"
+	"github.com/nanofs/nanofs/tfs"
+)
+
+// runBuildCLI runs `nanofs build` in-process and decodes its --json summary.
+func runBuildCLI(t *testing.T, args ...string) buildSummary {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), append([]string{"build", "--json"}, args...), &stdout, &stderr)
+	require.Equal(t, 0, code, "nanofs build %v: %s", args, stderr.String())
+	var sum buildSummary
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &sum), stdout.String())
+	return sum
+}
+
+// kernelFlags builds bootable disks when a Nanos kernel is supplied through
+// the environment, and root-filesystem-only disks otherwise.
+func kernelFlags() []string {
+	if os.Getenv("NANOFS_KERNEL") != "" && os.Getenv("NANOFS_BOOT") != "" {
+		return nil
+	}
+	return []string{"--no-bootloader"}
+}
+
+// openDisk opens a built disk's root filesystem after tfs.Verify has
+// checked every rule of the format.
+func openDisk(t *testing.T, disk string) *tfs.FS {
+	t.Helper()
+	f, err := os.Open(disk)
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
+	st, err := f.Stat()
+	require.NoError(t, err)
+	require.NoError(t, tfs.Verify(f, st.Size()), "tfs.Verify %s", disk)
+	fsys, err := tfs.Open(f, st.Size())
+	require.NoError(t, err)
+	return fsys
+}
+
+// TestBuildFixtures builds the fixture programs out of the fixtures image in
+// every encoding and checks each disk against independent oracles: every
+// library the host's ldd listed for the program is in the disk, and every
+// file and link in the disk equals the one mutate.Extract gives for that
+// path. Building twice gives identical bytes.
+func TestBuildFixtures(t *testing.T) {
+	fx := testimage.CFixtures(t)
+	spec := testimage.FixturesSpec(t)
+	reg := testimage.StartInProcessRegistry(t)
+	for _, enc := range testimage.Encodings {
+		img := spec.Image(t, enc)
+		ref := reg.Push(t, "build/fixtures-"+enc.String(), img).String()
+		extracted := testimage.ExtractTree(t, img)
+		for _, program := range []string{fx.Dynamic, fx.RpathOrigin, fx.Musl, fx.Static} {
+			if program == "" {
+				continue
+			}
+			t.Run(enc.String()+path.Base(program), func(t *testing.T) {
+				dir := t.TempDir()
+				build := func(out string) buildSummary {
+					return runBuildCLI(t, append([]string{ref, "--entry", program, "-a", "x", "-e", "GREETING=hi",
+						"-o", out, "--cache-dir", filepath.Join(dir, "cache")}, kernelFlags()...)...)
+				}
+				out := filepath.Join(dir, "a.img")
+				sum := build(out)
+				assert.Equal(t, program, sum.Program)
+				assert.Positive(t, sum.Files)
+
+				disk := openDisk(t, out)
+				m := disk.Manifest()
+				assert.Equal(t, tfs.String(program), m["program"])
+				assert.Equal(t, tfs.Strings(program, "x"), m["arguments"])
+				env, ok := m["environment"].(tfs.Tuple)
+				require.True(t, ok, "environment: %v", m["environment"])
+				assert.Equal(t, tfs.String("hi"), env["GREETING"])
+
+				for _, lib := range append(fx.Expected[program], program) {
+					_, err := fs.Stat(disk, strings.TrimPrefix(lib, "/"))
+					assert.NoError(t, err, "%s needs %s (ldd)", program, lib)
+				}
+				got, err := testimage.TreeFromFS(disk)
+				require.NoError(t, err)
+				for p, n := range got {
+					if n.Mode.IsDir() || p == "etc/resolv.conf" {
+						continue
+					}
+					want, ok := extracted[p]
+					if assert.True(t, ok, "the disk has %s, which the image does not", p) {
+						assert.Equal(t, want.SHA256, n.SHA256, p)
+						assert.Equal(t, want.Target, n.Target, p)
+					}
+				}
+
+				again := filepath.Join(dir, "b.img")
+				build(again)
+				a, err := os.ReadFile(out)
+				require.NoError(t, err)
+				b, err := os.ReadFile(again)
+				require.NoError(t, err)
+				assert.True(t, bytes.Equal(a, b), "two builds of the same image and flags differ")
+			})
+		}
+	}
+}
+
+// TestBuildAndBoot is the job users come for: image reference in, program
+// output from a booted unikernel out. It needs a Nanos kernel.
+func TestBuildAndBoot(t *testing.T) {
+	if len(kernelFlags()) != 0 {
+		t.Skip("booting needs a Nanos kernel: set NANOFS_KERNEL and NANOFS_BOOT to kernel.img and boot.img (see `nanofs kernel fetch`)")
+	}
+	fx := testimage.CFixtures(t)
+	reg := testimage.StartInProcessRegistry(t)
+	ref := reg.Push(t, "boot/distroless", testimage.DistrolessSpec(t).Image(t, testimage.EStargz)).String()
+	fixtures := reg.Push(t, "boot/fixtures", testimage.FixturesSpec(t).Image(t, testimage.Gzip)).String()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"distroless entrypoint", []string{ref}, "hello from nanofs fixture: cos(0) = 1.0"},
+		{"static with args", []string{fixtures, "--entry", fx.Static, "-a", "one"}, "hello from nanofs fixture: cos(1) = 0.5"},
+		{"sh script", []string{fixtures, "--entry", fx.ShebangSh, "-a", "a"}, "overwritten by the second layer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			disk := filepath.Join(dir, "boot.img")
+			runBuildCLI(t, append(tc.args, "-o", disk, "--cache-dir", filepath.Join(dir, "cache"))...)
+			var stdout, stderr bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			code := run(ctx, []string{"run", disk}, &stdout, &stderr)
+			t.Logf("console:\n%s", stdout.String())
+			assert.Equal(t, 0, code, stderr.String())
+			assert.Contains(t, stdout.String(), tc.want)
+		})
+	}
+}
+
+// TestBuildAndBootNode builds node out of the Debian-node image (whose
+// entrypoint is the docker-entrypoint.sh wrapper) and runs a script with it.
+func TestBuildAndBootNode(t *testing.T) {
+	if len(kernelFlags()) != 0 {
+		t.Skip("booting needs a Nanos kernel: set NANOFS_KERNEL and NANOFS_BOOT to kernel.img and boot.img (see `nanofs kernel fetch`)")
+	}
+	if testing.Short() {
+		t.Skip("builds the Debian-node image; skipped with -short")
+	}
+	reg := testimage.StartDockerRegistry(t)
+	ref := reg.Push(t, "boot/node", testimage.DebianNodeSpec(t).Image(t, testimage.EStargz)).String()
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "node.img")
+	sum := runBuildCLI(t, ref, "--entry", "node", "--include", "/usr/share/nodejs", "-a", "-e", "-a", `console.log("hi from Nanos!")`, "-o", disk, "--cache-dir", filepath.Join(dir, "cache"))
+	t.Logf("built %s: %d files, %d plan bytes, fetched %d bytes in %d requests, %.1fs", disk, sum.Files, sum.PlanBytes, sum.FetchedBytes, sum.Requests, sum.Seconds)
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	code := run(ctx, []string{"run", "--memory", "1G", disk}, &stdout, &stderr)
+	t.Logf("console:\n%s", stdout.String())
+	assert.Equal(t, 0, code, stderr.String())
+	assert.Contains(t, stdout.String(), "hi from Nanos!")
+}

@@ -1,0 +1,78 @@
+package resolve
+
+import (
+	"debug/elf"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrNoEntrypoint is returned when neither the image config nor the
+// options name a program.
+var ErrNoEntrypoint = errors.New("the image names no program (no Entrypoint or Cmd): name one with --entry")
+
+// MissingLibraryError is a library the loader would not find.
+type MissingLibraryError struct {
+	Name     string   // the DT_NEEDED (or preload, or dlopen) name
+	NeededBy string   // the object that needs it
+	Searched []string // where the loader looks, in order: "DIR (source)"
+	Rejected []string // files found but not loadable: "PATH: why"
+}
+
+func (e *MissingLibraryError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "library %s needed by %s not found in the image", e.Name, e.NeededBy)
+	if len(e.Searched) > 0 {
+		fmt.Fprintf(&b, " (searched %s)", strings.Join(e.Searched, ", "))
+	} else if strings.Contains(e.Name, "/") {
+		b.WriteString(" (a path: no search)")
+	}
+	if len(e.Rejected) > 0 {
+		fmt.Fprintf(&b, "; rejected %s", strings.Join(e.Rejected, "; "))
+	}
+	b.WriteString("; if the program finds it by other means (a wrapper script setting LD_LIBRARY_PATH), set that variable with --env or add the file with --include GLOB")
+	return b.String()
+}
+
+// ArchError is a program built for another machine than the one wanted.
+type ArchError struct {
+	Path    string
+	Class   elf.Class
+	Machine elf.Machine
+	Want    elf.Machine
+}
+
+func (e *ArchError) Error() string {
+	return fmt.Sprintf("%s is a %s %s program, but the target is %s: the image is for another architecture (choose its %s variant)",
+		e.Path, className(e.Class), machineName(e.Machine), machineName(e.Want), archOf(e.Want))
+}
+
+// archOf is the OCI platform architecture of a machine.
+func archOf(m elf.Machine) string {
+	switch m {
+	case elf.EM_X86_64:
+		return "linux/amd64"
+	case elf.EM_AARCH64:
+		return "linux/arm64"
+	case elf.EM_386:
+		return "linux/386"
+	case elf.EM_ARM:
+		return "linux/arm"
+	case elf.EM_RISCV:
+		return "linux/riscv64"
+	case elf.EM_PPC64:
+		return "linux/ppc64le"
+	case elf.EM_S390:
+		return "linux/s390x"
+	}
+	return machineName(m)
+}
+
+// ProgramError is an entrypoint that cannot be run.
+type ProgramError struct {
+	Path string
+	Err  error
+}
+
+func (e *ProgramError) Error() string { return fmt.Sprintf("program %s: %v", e.Path, e.Err) }
+func (e *ProgramError) Unwrap() error { return e.Err }

@@ -1,0 +1,673 @@
+package resolve
+
+import (
+	"debug/elf"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+)
+
+// The dynamic loaders' rules, as glibc's ld.so and musl's ldso apply them
+// when a program starts (and for dlopen by the C library itself).
+
+// loadClosure loads the interpreter, the preloads and the DT_NEEDED
+// closure of the program, breadth first as both loaders do.
+func (s *session) loadClosure(plan *Plan) error {
+	switch plan.Linkage {
+	case Static, StaticPIE:
+		return nil
+	case Dynamic:
+		interp := s.ref.Interp
+		if strings.HasPrefix(path.Base(interp), "ld-musl-") {
+			s.flavor = musl
+		}
+		p := tidy(s.abs(interp))
+		loc, err := s.r.root.locate(p)
+		if err != nil {
+			if absent(err) {
+				return &ProgramError{Path: s.program.path, Err: fmt.Errorf("its ELF interpreter %s is not in the image", interp)}
+			}
+			return err
+		}
+		info, err := s.r.elfInfo(loc.File, loc.Info.Size())
+		if err != nil {
+			return &ProgramError{Path: s.program.path, Err: fmt.Errorf("ELF interpreter %s: %w", interp, err)}
+		}
+		if err := info.loadableWith(s.ref); err != nil {
+			return &ProgramError{Path: s.program.path, Err: fmt.Errorf("ELF interpreter %s: %w", interp, err)}
+		}
+		s.loadInterp(p, loc, info, reasonInterp)
+		plan.Interpreter = p
+	case Library:
+		// A shared library given as the program: ldd loads it with the
+		// loader of its C library.
+		if err := s.defaultInterp(); err != nil {
+			return err
+		}
+		if s.interp != nil {
+			plan.Interpreter = s.interp.path
+		}
+	}
+	plan.Libc = s.flavor.String()
+	if err := s.setupSearch(); err != nil {
+		return err
+	}
+	queue := []*object{s.program}
+	preloads, err := s.preloads()
+	if err != nil {
+		return err
+	}
+	queue = append(queue, preloads...)
+	return s.loadDeps(queue, RoleNeeded, reasonLibrary, true)
+}
+
+// loadInterp registers the dynamic loader, which is loaded first.
+func (s *session) loadInterp(p string, loc *located, info *elfInfo, reason string) {
+	s.interp = &object{path: p, file: loc.File, info: info, role: RoleInterpreter, reason: reason}
+	s.b.addLocated(loc, reason, s.program.path)
+	if s.flavor == musl {
+		s.register(s.interp)
+	} else {
+		s.register(s.interp, info.Soname)
+	}
+}
+
+// defaultInterp finds the loader for a shared library given as the
+// program: glibc's for its machine if the image has it, else musl's.
+func (s *session) defaultInterp() error {
+	candidates := []struct {
+		path   string
+		flavor libcFlavor
+	}{
+		{glibcInterp(s.ref.Machine, s.ref.Class), glibc},
+		{"/lib/ld-musl-" + muslArch(s.ref.Machine) + ".so.1", musl},
+	}
+	for _, c := range candidates {
+		if c.path == "" || strings.Contains(c.path, "ld-musl-.") {
+			continue
+		}
+		loc, err := s.r.root.locate(c.path)
+		if err != nil {
+			if absent(err) {
+				continue
+			}
+			return err
+		}
+		info, err := s.r.elfInfo(loc.File, loc.Info.Size())
+		if err != nil || info.loadableWith(s.ref) != nil {
+			continue
+		}
+		s.flavor = c.flavor
+		s.loadInterp(c.path, loc, info, "ELF interpreter (the C library's loader, for a shared library)")
+		return nil
+	}
+	return nil
+}
+
+// glibcInterp is glibc's PT_INTERP for a machine.
+func glibcInterp(m elf.Machine, c elf.Class) string {
+	switch m {
+	case elf.EM_X86_64:
+		if c == elf.ELFCLASS32 {
+			return "/libx32/ld-linux-x32.so.2"
+		}
+		return "/lib64/ld-linux-x86-64.so.2"
+	case elf.EM_AARCH64:
+		return "/lib/ld-linux-aarch64.so.1"
+	case elf.EM_386:
+		return "/lib/ld-linux.so.2"
+	case elf.EM_ARM:
+		return "/lib/ld-linux-armhf.so.3"
+	case elf.EM_RISCV:
+		return "/lib/ld-linux-riscv64-lp64d.so.1"
+	case elf.EM_PPC64:
+		return "/lib64/ld64.so.2"
+	case elf.EM_S390:
+		return "/lib/ld64.so.1"
+	}
+	return ""
+}
+
+// muslArch is musl's LDSO_ARCH.
+func muslArch(m elf.Machine) string {
+	switch m {
+	case elf.EM_X86_64:
+		return "x86_64"
+	case elf.EM_AARCH64:
+		return "aarch64"
+	case elf.EM_386:
+		return "i386"
+	case elf.EM_ARM:
+		return "armhf"
+	case elf.EM_RISCV:
+		return "riscv64"
+	case elf.EM_PPC64:
+		return "powerpc64le"
+	case elf.EM_S390:
+		return "s390x"
+	}
+	return ""
+}
+
+// multiarchTriplet is Debian's multiarch directory name.
+func multiarchTriplet(m elf.Machine, c elf.Class) string {
+	switch m {
+	case elf.EM_X86_64:
+		if c == elf.ELFCLASS32 {
+			return "x86_64-linux-gnux32"
+		}
+		return "x86_64-linux-gnu"
+	case elf.EM_AARCH64:
+		return "aarch64-linux-gnu"
+	case elf.EM_386:
+		return "i386-linux-gnu"
+	case elf.EM_ARM:
+		return "arm-linux-gnueabihf"
+	case elf.EM_RISCV:
+		return "riscv64-linux-gnu"
+	case elf.EM_PPC64:
+		return "powerpc64le-linux-gnu"
+	case elf.EM_S390:
+		return "s390x-linux-gnu"
+	}
+	return ""
+}
+
+// platformName is AT_PLATFORM, what $PLATFORM expands to.
+func platformName(m elf.Machine) string {
+	switch m {
+	case elf.EM_X86_64:
+		return "x86_64"
+	case elf.EM_AARCH64:
+		return "aarch64"
+	case elf.EM_386:
+		return "i686"
+	case elf.EM_PPC64:
+		return "powerpc64le"
+	case elf.EM_S390:
+		return "s390x"
+	}
+	return ""
+}
+
+// setupSearch works out the fixed parts of the search path.
+func (s *session) setupSearch() error {
+	m, c := s.ref.Machine, s.ref.Class
+	triplet := multiarchTriplet(m, c)
+	s.platform = platformName(m)
+	s.libDST = "lib"
+	if c == elf.ELFCLASS64 {
+		s.libDST = "lib64"
+	}
+	if triplet != "" {
+		// Debian's glibc expands $LIB to its multiarch directory.
+		if loc, err := s.r.root.locate("/usr/lib/" + triplet); err == nil && loc.Info.IsDir() {
+			s.libDST = "lib/" + triplet
+		} else if err != nil && !absent(err) {
+			return err
+		}
+		s.defaultDirs = append(s.defaultDirs, "/lib/"+triplet, "/usr/lib/"+triplet)
+	}
+	if c == elf.ELFCLASS64 {
+		s.defaultDirs = append(s.defaultDirs, "/lib64", "/usr/lib64")
+	}
+	s.defaultDirs = append(s.defaultDirs, "/lib", "/usr/lib")
+	if s.flavor == musl {
+		return s.setupMuslPath()
+	}
+	s.cacheDirs = s.ldconfDirs()
+	return nil
+}
+
+// setupMuslPath reads musl's path file, found relative to the loader's
+// prefix (/lib/ld-musl-x86_64.so.1 -> /etc/ld-musl-x86_64.path), or takes
+// musl's built-in default.
+func (s *session) setupMuslPath() error {
+	prefix := ""
+	if s.interp != nil {
+		prefix = path.Dir(path.Dir(s.interp.path))
+		if prefix == "/" || prefix == "." {
+			prefix = ""
+		}
+	}
+	file := prefix + "/etc/ld-musl-" + muslArch(s.ref.Machine) + ".path"
+	loc, data, err := s.r.root.readFile(file, 1<<20)
+	switch {
+	case err == nil:
+		s.muslDirs = parseMuslPath(data)
+		s.muslDirsFrom = file
+		s.b.addLocated(loc, "musl's library path", "")
+	case absent(err):
+		s.muslDirs = []string{"/lib", "/usr/local/lib", "/usr/lib"}
+		s.muslDirsFrom = "musl default"
+	default:
+		return err
+	}
+	return nil
+}
+
+// preloads loads LD_PRELOAD and (glibc) /etc/ld.so.preload, whose
+// missing entries the loaders ignore with a message.
+func (s *session) preloads() ([]*object, error) {
+	var names []string
+	if v, ok := s.getenv("LD_PRELOAD"); ok {
+		names = append(names, strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ':' })...)
+	}
+	if s.flavor == glibc {
+		loc, data, err := s.r.root.readFile("/etc/ld.so.preload", 1<<20)
+		switch {
+		case err == nil:
+			s.b.addLocated(loc, "glibc's preload list", "")
+			names = append(names, strings.FieldsFunc(string(data), func(r rune) bool {
+				return r == ' ' || r == ':' || r == '\t' || r == '\n'
+			})...)
+		case !absent(err):
+			return nil, err
+		}
+	}
+	var out []*object
+	for _, name := range names {
+		o, isNew, miss, err := s.search(name, s.program, RolePreload, reasonPreload)
+		if err != nil {
+			return nil, err
+		}
+		if miss != nil {
+			s.warnf("preloaded library %s not found: the loader ignores it (%v)", name, miss)
+			continue
+		}
+		if isNew {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// loadDeps loads the DT_NEEDED closure of queue breadth first. Missing
+// libraries are errors when required, warnings otherwise.
+func (s *session) loadDeps(queue []*object, role Role, reason string, required bool) error {
+	for i := 0; i < len(queue); i++ {
+		o := queue[i]
+		if o.needed != nil || len(o.info.Needed) == 0 {
+			continue
+		}
+		o.needed = make([]Dependency, 0, len(o.info.Needed))
+		for _, name := range o.info.Needed {
+			dep, isNew, miss, err := s.search(name, o, role, reason)
+			if err != nil {
+				return err
+			}
+			if miss != nil {
+				o.needed = append(o.needed, Dependency{Name: name})
+				if required {
+					s.missing = append(s.missing, miss)
+				} else {
+					s.warnf("%v", miss)
+				}
+				continue
+			}
+			o.needed = append(o.needed, Dependency{Name: name, Path: dep.path})
+			s.b.addNeededBy(dep.file, o.path)
+			if isNew {
+				queue = append(queue, dep)
+			}
+		}
+	}
+	return nil
+}
+
+// searchDir is one directory of a search path and where it comes from.
+type searchDir struct {
+	dir, from string
+	// soname requires the file's DT_SONAME to be the name looked up (or
+	// absent): ld.so.cache holds libraries under their soname only.
+	soname bool
+}
+
+// search finds the library name needed by loader as the program's loader
+// would. It returns the object (isNew when just loaded), or a
+// *MissingLibraryError, or a failure of the filesystem.
+func (s *session) search(name string, loader *object, role Role, reason string) (o *object, isNew bool, miss *MissingLibraryError, err error) {
+	miss = &MissingLibraryError{Name: name, NeededBy: loader.path}
+	if strings.Contains(name, "/") {
+		p := name
+		if s.flavor == glibc {
+			var ok bool
+			if p, ok = s.expandDST(name, loader); !ok {
+				return nil, false, miss, nil
+			}
+		}
+		p = tidy(s.abs(p))
+		if o := s.byName[p]; o != nil {
+			return o, false, nil, nil
+		}
+		o, isNew, err := s.try(name, p, loader, role, reason, searchDir{}, miss)
+		if err != nil || o != nil {
+			return o, isNew, nil, err
+		}
+		return nil, false, miss, nil
+	}
+	if s.flavor == musl && muslReserved(name) && s.interp != nil {
+		return s.interp, false, nil, nil
+	}
+	if o := s.byName[name]; o != nil {
+		return o, false, nil, nil
+	}
+	for _, d := range s.searchPath(loader) {
+		miss.Searched = append(miss.Searched, d.dir+" ("+d.from+")")
+		o, isNew, err := s.try(name, strings.TrimSuffix(d.dir, "/")+"/"+name, loader, role, reason, d, miss)
+		if err != nil || o != nil {
+			return o, isNew, nil, err
+		}
+	}
+	for _, loc := range s.included {
+		if path.Base(loc.File) != name && path.Base(loc.Path) != name {
+			continue
+		}
+		o, isNew, err := s.try(name, tidy(loc.Path), loader, role, reason, searchDir{}, miss)
+		if err != nil || o != nil {
+			if o != nil {
+				s.warnf("%s (needed by %s) is not on the loader's search path; using %s added with --include: the program finds it only if LD_LIBRARY_PATH names its directory",
+					name, loader.path, tidy(loc.Path))
+			}
+			return o, isNew, nil, err
+		}
+	}
+	return nil, false, miss, nil
+}
+
+// try loads the library at p if it is there and loadable. A candidate of
+// another class or machine is skipped and the search goes on, as
+// glibc's open_verify does.
+func (s *session) try(name, p string, loader *object, role Role, reason string, d searchDir, miss *MissingLibraryError) (*object, bool, error) {
+	loc, err := s.r.root.locate(p)
+	if err != nil {
+		if absent(err) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	if !loc.Info.Mode().IsRegular() {
+		return nil, false, nil
+	}
+	if o := s.byFile[loc.File]; o != nil {
+		// The same file under another name: the loader reuses it.
+		s.nameObject(o, name)
+		s.b.addLocated(loc, "", loader.path)
+		return o, false, nil
+	}
+	info, err := s.r.elfInfo(loc.File, loc.Info.Size())
+	if err != nil {
+		var fe *FormatError
+		if errors.As(err, &fe) {
+			miss.Rejected = append(miss.Rejected, fmt.Sprintf("%s: %v", p, fe.Err))
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	if err := info.loadableWith(s.ref); err != nil {
+		miss.Rejected = append(miss.Rejected, fmt.Sprintf("%s: %v", p, err))
+		return nil, false, nil
+	}
+	if d.soname && info.Soname != "" && info.Soname != name {
+		return nil, false, nil
+	}
+	o := &object{path: p, file: loc.File, info: info, loader: loader, role: role, reason: reason}
+	s.b.addLocated(loc, reason, loader.path)
+	names := []string{name}
+	if s.flavor == glibc {
+		names = append(names, info.Soname)
+	}
+	s.register(o, names...)
+	return o, true, nil
+}
+
+// searchPath is where the loader looks for a library needed by loader.
+func (s *session) searchPath(loader *object) []searchDir {
+	if s.flavor == musl {
+		return s.muslSearchPath(loader)
+	}
+	var dirs []searchDir
+	// glibc: the DT_RPATH of the object and of the objects that loaded
+	// it up to the program, unless the object has DT_RUNPATH (an object
+	// with DT_RUNPATH has no DT_RPATH for this purpose either).
+	if !loader.info.HasRunPath {
+		seen := map[*object]bool{}
+		for l := loader; l != nil; l = l.loader {
+			seen[l] = true
+			dirs = append(dirs, s.rpathDirs(l, false)...)
+		}
+		if !seen[s.program] {
+			dirs = append(dirs, s.rpathDirs(s.program, false)...)
+		}
+	}
+	if v, ok := s.getenv("LD_LIBRARY_PATH"); ok {
+		for _, el := range splitEnvPath(v, true) {
+			if dir, ok := s.expandDST(el, s.program); ok {
+				dirs = append(dirs, searchDir{dir: s.abs(dir), from: "LD_LIBRARY_PATH"})
+			}
+		}
+	}
+	if loader.info.HasRunPath {
+		dirs = append(dirs, s.rpathDirs(loader, true)...)
+	}
+	if loader.info.Flags1&uint64(elf.DF_1_NODEFLIB) != 0 {
+		return dirs
+	}
+	for _, d := range s.cacheDirs {
+		dirs = append(dirs, searchDir{dir: d, from: "ld.so.cache", soname: true})
+	}
+	for _, d := range s.defaultDirs {
+		dirs = append(dirs, searchDir{dir: d, from: "default"})
+	}
+	return dirs
+}
+
+// rpathDirs is one object's DT_RPATH (or DT_RUNPATH) as directories.
+func (s *session) rpathDirs(o *object, runpath bool) []searchDir {
+	raw, from := o.info.RPath, "RPATH of "+o.path
+	if runpath {
+		raw, from = o.info.RunPath, "RUNPATH of "+o.path
+	} else if !o.info.HasRPath || o.info.HasRunPath {
+		return nil
+	}
+	var dirs []searchDir
+	for _, el := range strings.Split(raw, ":") {
+		dir, ok := s.expandDST(el, o)
+		if !ok {
+			continue
+		}
+		dirs = append(dirs, searchDir{dir: s.abs(dir), from: from})
+	}
+	return dirs
+}
+
+// muslSearchPath: LD_LIBRARY_PATH, then the run path of the object and of
+// each object that loaded it (musl treats DT_RPATH and DT_RUNPATH alike,
+// DT_RUNPATH winning), then the system path.
+func (s *session) muslSearchPath(loader *object) []searchDir {
+	var dirs []searchDir
+	if v, ok := s.getenv("LD_LIBRARY_PATH"); ok {
+		for _, el := range splitEnvPath(v, false) {
+			dirs = append(dirs, searchDir{dir: s.abs(el), from: "LD_LIBRARY_PATH"})
+		}
+	}
+	for l := loader; l != nil; l = l.loader {
+		raw, from := l.info.RPath, "RPATH of "+l.path
+		if l.info.HasRunPath {
+			raw, from = l.info.RunPath, "RUNPATH of "+l.path
+		} else if !l.info.HasRPath {
+			continue
+		}
+		origin := s.origin(l)
+		for _, el := range strings.Split(raw, ":") {
+			el = strings.ReplaceAll(strings.ReplaceAll(el, "${ORIGIN}", origin), "$ORIGIN", origin)
+			dirs = append(dirs, searchDir{dir: s.abs(el), from: from})
+		}
+	}
+	for _, d := range s.muslDirs {
+		dirs = append(dirs, searchDir{dir: s.abs(d), from: s.muslDirsFrom})
+	}
+	return dirs
+}
+
+// muslReserved reports names musl's loader answers with itself: its libc
+// holds libc, libm, libpthread, librt, libdl, libutil and libxnet.
+func muslReserved(name string) bool {
+	rest, ok := strings.CutPrefix(name, "lib")
+	if !ok {
+		return false
+	}
+	for _, r := range []string{"c.", "pthread.", "rt.", "m.", "dl.", "util.", "xnet."} {
+		if strings.HasPrefix(rest, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// origin is what $ORIGIN means for o: the program's directory as the
+// kernel reports it (/proc/self/exe, without links), a library's
+// directory as the loader opened it.
+func (s *session) origin(o *object) string {
+	if o == s.program {
+		return path.Dir(o.file)
+	}
+	return rawDir(o.path)
+}
+
+// rawDir is p without its last element, not cleaned: glibc keeps a
+// library's directory as the search produced it.
+func rawDir(p string) string {
+	i := strings.LastIndex(p, "/")
+	if i <= 0 {
+		return "/"
+	}
+	return p[:i]
+}
+
+// expandDST expands glibc's dynamic string tokens ($ORIGIN, $LIB,
+// $PLATFORM, also in braces). ok is false when a known token has no value
+// here: glibc then drops the element. An empty element is the working
+// directory.
+func (s *session) expandDST(el string, o *object) (string, bool) {
+	if el == "" {
+		return s.cwd, true
+	}
+	if !strings.Contains(el, "$") {
+		return el, true
+	}
+	var b strings.Builder
+	for i := 0; i < len(el); i++ {
+		if el[i] != '$' {
+			b.WriteByte(el[i])
+			continue
+		}
+		name, length := dstName(el[i+1:])
+		var val string
+		switch name {
+		case "ORIGIN":
+			val = s.origin(o)
+		case "LIB":
+			val = s.libDST
+		case "PLATFORM":
+			val = s.platform
+		default:
+			b.WriteByte('$')
+			continue
+		}
+		if val == "" {
+			return "", false
+		}
+		b.WriteString(val)
+		i += length
+	}
+	return b.String(), true
+}
+
+// dstName reads a token name after '$': "{NAME}" or NAME ended by anything
+// but a letter, digit or '_'. length is what it spans.
+func dstName(s string) (name string, length int) {
+	if strings.HasPrefix(s, "{") {
+		end := strings.IndexByte(s, '}')
+		if end < 0 {
+			return "", 0
+		}
+		return s[1:end], end + 1
+	}
+	n := 0
+	for n < len(s) && (s[n] == '_' || s[n] >= 'A' && s[n] <= 'Z' || s[n] >= 'a' && s[n] <= 'z' || s[n] >= '0' && s[n] <= '9') {
+		n++
+	}
+	return s[:n], n
+}
+
+// ldconfDirs is what ld.so.cache holds when the image has one: the
+// directories of /etc/ld.so.conf and the files it includes, read once per
+// Resolver. Without a cache file glibc's loader skips this step.
+func (s *session) ldconfDirs() []string {
+	s.r.mu.Lock()
+	res := s.r.ldconf
+	s.r.mu.Unlock()
+	if res == nil {
+		res = s.readLdconf()
+		s.r.mu.Lock()
+		s.r.ldconf = res
+		s.r.mu.Unlock()
+	}
+	for _, loc := range res.files {
+		s.b.addLocated(loc, "glibc's library cache", "")
+	}
+	s.warnings = append(s.warnings, res.warnings...)
+	return res.dirs
+}
+
+func (s *session) readLdconf() *ldconfResult {
+	res := &ldconfResult{}
+	warnf := func(format string, a ...any) { res.warnings = append(res.warnings, fmt.Sprintf(format, a...)) }
+	cache, err := s.r.root.locate("/etc/ld.so.cache")
+	if err != nil || !cache.Info.Mode().IsRegular() {
+		return res
+	}
+	res.files = append(res.files, cache)
+	seen := map[string]bool{}
+	var parse func(file string, depth int)
+	parse = func(file string, depth int) {
+		if depth > 16 {
+			warnf("%s: includes nested too deep", file)
+			return
+		}
+		loc, data, err := s.r.root.readFile(file, 1<<20)
+		if err != nil {
+			if !absent(err) {
+				warnf("reading %s: %v", file, err)
+			}
+			return
+		}
+		if seen[loc.File] {
+			return
+		}
+		seen[loc.File] = true
+		for _, line := range parseLdSoConf(data) {
+			if line.Dir != "" {
+				res.dirs = append(res.dirs, line.Dir)
+				continue
+			}
+			for _, pat := range line.Include {
+				if !strings.HasPrefix(pat, "/") {
+					pat = path.Dir(file) + "/" + pat
+				}
+				matches, err := s.r.root.glob(pat)
+				if err != nil {
+					warnf("%s: include %s: %v", file, pat, err)
+					continue
+				}
+				for _, m := range matches {
+					parse(m, depth+1)
+				}
+			}
+		}
+	}
+	parse("/etc/ld.so.conf", 0)
+	return res
+}
