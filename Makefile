@@ -56,7 +56,7 @@ fuzz:
 # locally, serve it from a local registry, browse it, build a disk, inspect it,
 # and boot it when NANOFS_KERNEL and NANOFS_BOOT name a Nanos kernel.
 demo: build
-	NANOFS_BIN=$(BIN) $(GO) test -count=1 -v -run '^TestDemo$$' ./internal/demo
+	NANOFS_BIN=$(abspath $(BIN)) $(GO) test -count=1 -v -run '^TestDemo$$' ./internal/demo
 
 clean:
 	rm -rf bin

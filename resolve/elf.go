@@ -246,13 +246,7 @@ func (info *elfInfo) stringAt(r io.ReaderAt, idx uint64) (string, error) {
 	return "", fmt.Errorf("string at index %d longer than %d bytes", idx, maxStringSize)
 }
 
-// isStaticPIE reports a self-relocating program: no interpreter and no
-// library to load.
-func (info *elfInfo) isStaticPIE() bool {
-	return info.Type == elf.ET_DYN && info.Interp == "" && len(info.Needed) == 0
-}
-
-// class64 names a class the way errors print it.
+// className names a class the way errors print it.
 func className(c elf.Class) string {
 	switch c {
 	case elf.ELFCLASS32:

@@ -13,10 +13,10 @@ var ErrNoEntrypoint = errors.New("the image names no program (no Entrypoint or C
 
 // MissingLibraryError is a library the loader would not find.
 type MissingLibraryError struct {
-	Name     string   // the DT_NEEDED (or preload, or dlopen) name
-	NeededBy string   // the object that needs it
-	Searched []string // where the loader looks, in order: "DIR (source)"
-	Rejected []string // files found but not loadable: "PATH: why"
+	Name     string   `json:"name"`               // the DT_NEEDED (or preload, or dlopen) name
+	NeededBy string   `json:"neededBy"`           // the object that needs it
+	Searched []string `json:"searched,omitempty"` // where the loader looks, in order: "DIR (source)"
+	Rejected []string `json:"rejected,omitempty"` // files found but not loadable: "PATH: why"
 }
 
 func (e *MissingLibraryError) Error() string {

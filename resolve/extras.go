@@ -27,7 +27,7 @@ var glibcFiles = []struct{ path, reason string }{
 	{"/etc/nsswitch.conf", "name service switch configuration (glibc NSS)"},
 	{"/etc/host.conf", "resolver configuration (glibc)"},
 	{"/etc/gai.conf", "getaddrinfo address sorting (glibc)"},
-	{"/etc/ld.so.cache", "glibc's library cache: how ld.so finds libraries in ld.so.conf directories"},
+	{"/etc/ld.so.cache", reasonLdCache},
 }
 
 // caBundles are where TLS libraries look for the trusted certificates

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
-	"time"
-	"runtime"
 
 	"github.com/nanofs/nanofs/internal/testimage"
 )
@@ -44,8 +42,6 @@ func elfSeeds(f *testing.F) [][]byte {
 func FuzzELF(f *testing.F) {
 	elfSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tm := time.AfterFunc(3*time.Second, func() { os.WriteFile("/tmp/hang.bin", data, 0o644); buf := make([]byte, 1<<20); n := runtime.Stack(buf, true); os.WriteFile("/tmp/hang.txt", buf[:n], 0o644) })
-		defer tm.Stop()
 		info, err := readELF(bytes.NewReader(data), int64(len(data)))
 		if err == nil {
 			for _, s := range append([]string{info.Interp, info.Soname, info.RPath, info.RunPath}, info.Needed...) {

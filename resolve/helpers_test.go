@@ -289,3 +289,33 @@ func patchDynString(t testing.TB, file, old, new string) {
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
 }
+
+// setDynFlags1 ORs flags into the DT_FLAGS_1 entry of an ELF file's
+// dynamic section (which the fixture's linker wrote), in place.
+func setDynFlags1(t testing.TB, file string, flags elf.DynFlag1) {
+	t.Helper()
+	f, err := elf.Open(file)
+	require.NoError(t, err)
+	sec := f.SectionByType(elf.SHT_DYNAMIC)
+	require.NotNil(t, sec)
+	data, err := sec.Data()
+	require.NoError(t, err)
+	off := int64(sec.Offset)
+	require.Equal(t, elf.ELFCLASS64, f.Class)
+	bo := f.ByteOrder
+	require.NoError(t, f.Close())
+	for i := 0; i+16 <= len(data); i += 16 {
+		if elf.DynTag(bo.Uint64(data[i:])) != elf.DT_FLAGS_1 {
+			continue
+		}
+		val := make([]byte, 8)
+		bo.PutUint64(val, bo.Uint64(data[i+8:])|uint64(flags))
+		w, err := os.OpenFile(file, os.O_WRONLY, 0)
+		require.NoError(t, err)
+		_, err = w.WriteAt(val, off+int64(i)+8)
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+		return
+	}
+	t.Fatalf("%s has no DT_FLAGS_1", file)
+}

@@ -616,7 +616,7 @@ func (s *session) ldconfDirs() []string {
 		s.r.mu.Unlock()
 	}
 	for _, loc := range res.files {
-		s.b.addLocated(loc, "glibc's library cache", "")
+		s.b.addLocated(loc, reasonLdCache, "")
 	}
 	s.warnings = append(s.warnings, res.warnings...)
 	return res.dirs

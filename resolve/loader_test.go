@@ -1,6 +1,7 @@
 package resolve
 
 import (
+	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,6 +155,10 @@ var loaderScenarios = []loaderScenario{
 			cp(t, dir, fx.PrivateLib, "/srv/x/lib/libprivate.so")
 			require.NoError(t, os.Symlink("/srv/x/bin", filepath.Join(dir, "opt/app/bin")))
 		}, want: []string{"/srv/x/lib/libprivate.so"}},
+	{name: "DF_1_NODEFLIB skips the cache and default directories", prog: rpathProg, loader: glibcLoader, samePaths: true,
+		setup: func(t *testing.T, fx *testimage.Fixtures, dir string) {
+			setDynFlags1(t, fixturesFile(fx, dir, fx.RpathOrigin), elf.DF_1_NODEFLIB)
+		}, missing: []string{"libc.so.6"}},
 	{name: "LD_PRELOAD", prog: dynProg, loader: glibcLoader, samePaths: true, env: []string{"LD_PRELOAD=libprivate.so /opt/app/lib/libplugin.so"},
 		setup: func(t *testing.T, fx *testimage.Fixtures, dir string) {
 			cp(t, dir, fx.PrivateLib, "/usr/lib/x86_64-linux-gnu/libprivate.so")

@@ -11,6 +11,14 @@ import (
 	"strings"
 )
 
+var (
+	_ json.Marshaler = Entry{}
+	_ error          = (*MissingLibraryError)(nil)
+	_ error          = (*ArchError)(nil)
+	_ error          = (*ProgramError)(nil)
+	_ error          = (*FormatError)(nil)
+)
+
 // Kind is what an Entry is.
 type Kind int
 
@@ -37,6 +45,18 @@ func (k Kind) String() string {
 
 // MarshalText writes the kind by name.
 func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText reads a kind written by MarshalText, so that a plan saved
+// as JSON can be read back.
+func (k *Kind) UnmarshalText(b []byte) error {
+	for c := KindFile; c <= KindGenerated; c++ {
+		if c.String() == string(b) {
+			*k = c
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown entry kind %q", b)
+}
 
 // Entry is one path the unikernel's filesystem must hold.
 type Entry struct {
@@ -121,19 +141,19 @@ const (
 
 // Object is one ELF object of the program's process.
 type Object struct {
-	Path   string // as the loader opens it (through links; RPATH "..")
-	File   string // canonical
-	Role   Role
-	Reason string
-	Soname string       `json:",omitempty"`
-	Needed []Dependency `json:",omitempty"` // in DT_NEEDED order
+	Path   string       `json:"path"` // as the loader opens it (through links; RPATH "..")
+	File   string       `json:"file"` // canonical
+	Role   Role         `json:"role"`
+	Reason string       `json:"reason"`
+	Soname string       `json:"soname,omitempty"`
+	Needed []Dependency `json:"needed,omitempty"` // in DT_NEEDED order
 }
 
 // Dependency is one DT_NEEDED name of an object and the object that
 // satisfies it (Path "" when missing).
 type Dependency struct {
-	Name string
-	Path string
+	Name string `json:"name"`
+	Path string `json:"path"`
 }
 
 // Linkage is how a program is linked.
@@ -153,20 +173,20 @@ type Plan struct {
 	// Program is the executable the kernel starts (after #! scripts), as
 	// found (it may be a symbolic link); Args its argument vector, Args[0]
 	// the name it was given by.
-	Program    string
-	Args       []string
-	Env        []string
-	WorkingDir string
+	Program    string   `json:"program"`
+	Args       []string `json:"args"`
+	Env        []string `json:"env"`
+	WorkingDir string   `json:"workingDir"`
 	// Scripts are the #! scripts on the way to Program, outermost first.
-	Scripts     []string `json:",omitempty"`
-	Interpreter string   `json:",omitempty"` // Program's PT_INTERP
-	Linkage     Linkage
-	Libc        string   `json:",omitempty"` // "glibc" or "musl" for dynamic programs
-	Objects     []Object // ELF objects in load order, then the runtime and included ones
-	Entries     []Entry  // sorted by path: parents before children
+	Scripts     []string `json:"scripts,omitempty"`
+	Interpreter string   `json:"interpreter,omitempty"` // Program's PT_INTERP
+	Linkage     Linkage  `json:"linkage"`
+	Libc        string   `json:"libc,omitempty"` // "glibc" or "musl" for dynamic programs
+	Objects     []Object `json:"objects"`        // ELF objects in load order, then the runtime and included ones
+	Entries     []Entry  `json:"entries"`        // sorted by path: parents before children
 	// Missing holds the libraries not found (only WithAllowMissing).
-	Missing  []*MissingLibraryError `json:",omitempty"`
-	Warnings []string               `json:",omitempty"`
+	Missing  []*MissingLibraryError `json:"missing,omitempty"`
+	Warnings []string               `json:"warnings,omitempty"`
 }
 
 // Lookup returns the entry at path p.
@@ -285,7 +305,7 @@ func (p *Plan) WriteTree(w io.Writer) error {
 		if e.Kind != KindFile && e.Kind != KindGenerated {
 			continue
 		}
-		if objectFiles[e.Path] || e.Reason == reasonScript {
+		if objectFiles[e.Path] || strings.HasPrefix(e.Reason, reasonScript) {
 			continue
 		}
 		extras = append(extras, fmt.Sprintf("%s (%s)", e.Path, e.Reason))

@@ -247,13 +247,13 @@ func (s *session) run(cfg Config, object string) (*Plan, error) {
 	if err := s.loadClosure(plan); err != nil {
 		return nil, err
 	}
+	if err := s.includeObjects(); err != nil {
+		return nil, err
+	}
 	if s.o.extras {
 		if err := s.addExtras(); err != nil {
 			return nil, err
 		}
-	}
-	if err := s.includeObjects(); err != nil {
-		return nil, err
 	}
 	if err := s.addWorkingDir(); err != nil {
 		return nil, err
@@ -577,6 +577,7 @@ const (
 	reasonLink      = "symbolic link"
 	reasonWorkDir   = "working directory"
 	reasonGenerated = "generated"
+	reasonLdCache   = "glibc's library cache: how ld.so finds libraries in ld.so.conf directories"
 )
 
 // sortedKeys returns a map's keys in order.

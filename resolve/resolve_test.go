@@ -39,6 +39,7 @@ func TestLocate(t *testing.T) {
 		"loop2":                   link("/loop1"),
 		"self":                    link("self"),
 		"dangling":                link("/nowhere"),
+		"empty":                   link(""),
 	}
 	for i := range 41 {
 		fsys["chain/l"+itoa(i)] = link("l" + itoa(i+1))
@@ -67,6 +68,7 @@ func TestLocate(t *testing.T) {
 		{path: "/chain/l0", err: ErrSymlinkLoop},
 		{path: "/chain/l1", file: "/chain/l41", nlinks: maxSymlinks},
 		{path: "/dangling", err: fs.ErrNotExist},
+		{path: "/empty", err: fs.ErrNotExist},
 		{path: "/etc/passwd/x", err: errNotDir},
 		{path: "/etc/passwd/", err: errNotDir},
 		{path: "/etc/nothing", err: fs.ErrNotExist},
@@ -416,4 +418,27 @@ func (l limitedFS) Open(name string) (fs.File, error) {
 
 type seeker interface {
 	Seek(int64, int) (int64, error)
+}
+
+func TestMissingInterpreter(t *testing.T) {
+	fx := testimage.CFixtures(t)
+	dyn, err := os.ReadFile(fx.HostPath(fx.Dynamic))
+	require.NoError(t, err)
+	fsys := fstest.MapFS{"bin/app": &fstest.MapFile{Mode: 0o755, Data: dyn}}
+	_, err = Resolve(fsys, Config{Cmd: []string{"/bin/app"}})
+	require.EqualError(t, err, "program /bin/app: its ELF interpreter /lib64/ld-linux-x86-64.so.2 is not in the image")
+
+	// A loader of the wrong class is no loader for it.
+	decoy, err := os.ReadFile(fx.HostPath(fx.Decoy))
+	require.NoError(t, err)
+	fsys["lib64/ld-linux-x86-64.so.2"] = &fstest.MapFile{Mode: 0o755, Data: decoy}
+	_, err = Resolve(fsys, Config{Cmd: []string{"/bin/app"}})
+	require.ErrorContains(t, err, "ELF interpreter /lib64/ld-linux-x86-64.so.2: 32-bit ELF, want 64-bit")
+
+	// Not an ELF file at all.
+	fsys["lib64/ld-linux-x86-64.so.2"] = &fstest.MapFile{Mode: 0o755, Data: []byte("\x7fELF\x02\x01\x01 truncated")}
+	_, err = Resolve(fsys, Config{Cmd: []string{"/bin/app"}})
+	var fe *FormatError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "/lib64/ld-linux-x86-64.so.2", fe.Path)
 }

@@ -147,6 +147,9 @@ func (r *rootFS) locate(p string) (*located, error) {
 			if err != nil {
 				return loc, err
 			}
+			if target == "" {
+				return loc, &fs.PathError{Op: "resolve", Path: p, Err: fs.ErrNotExist} // as the kernel: ENOENT
+			}
 			loc.Links = append(loc.Links, linkStep{Path: next, Target: target})
 			if strings.HasPrefix(target, "/") {
 				cur = "/" // re-rooted: "/" is the image root
@@ -156,7 +159,9 @@ func (r *rootFS) locate(p string) (*located, error) {
 			cur = next
 			loc.Dirs = append(loc.Dirs, next)
 		default:
-			if hasElements(pending) {
+			if len(pending) > 0 {
+				// "file/x", even "file/" or "file/.": a lookup through a
+				// file (ENOTDIR).
 				return loc, &fs.PathError{Op: "resolve", Path: p, Err: errNotDir}
 			}
 			cur = next
@@ -183,12 +188,6 @@ func (r *rootFS) locate(p string) (*located, error) {
 }
 
 func splitPath(p string) []string { return strings.Split(p, "/") }
-
-// hasElements reports whether the rest of a path still names something:
-// "a/" or "a/." after a file is still a lookup through it (ENOTDIR).
-func hasElements(rest []string) bool {
-	return len(rest) > 0
-}
 
 // isExecutable reports whether a regular file has an execute bit, which
 // the kernel requires of a program (else EACCES).

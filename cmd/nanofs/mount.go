@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"github.com/nanofs/nanofs/fusefs"
+	"github.com/nanofs/nanofs/lazy"
+	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/tfs"
 	"github.com/spf13/cobra"
 )
@@ -28,6 +30,7 @@ const readyFDEnv = "NANOFS_MOUNT_READY_FD"
 func newMountCmd(g *globals) *cobra.Command {
 	var (
 		background bool
+		prefetch   bool
 		images     imageFlags
 	)
 	cmd := &cobra.Command{
@@ -51,10 +54,11 @@ is ready.`,
 			if background && os.Getenv(readyFDEnv) == "" {
 				return mountBackground(cmd.Context(), g, args[1])
 			}
-			return mountForeground(cmd.Context(), g, &images, args[0], args[1])
+			return mountForeground(cmd.Context(), g, &images, prefetch, args[0], args[1])
 		},
 	}
 	cmd.Flags().BoolVar(&background, "background", false, "detach once the mount is ready and print the server's pid")
+	cmd.Flags().BoolVar(&prefetch, "prefetch", false, "images: fetch the entrypoint and every file it needs in the background once mounted")
 	images.register(cmd.Flags())
 	return cmd
 }
@@ -131,6 +135,27 @@ func isTarball(path string) bool {
 	return string(magic) == "ustar"
 }
 
+// prefetchEntrypoint warms the cache with what the image's program needs,
+// the files `nanofs build` would copy, while the mount already serves.
+func prefetchEntrypoint(ctx context.Context, g *globals, img *lazy.Image) {
+	plan, err := resolve.Resolve(img, resolveConfig(img.Config()), resolve.WithAllowMissing())
+	if err != nil {
+		g.logf("prefetch: %v", err)
+		return
+	}
+	var files []string
+	for _, e := range plan.Entries {
+		if e.Kind == resolve.KindFile {
+			files = append(files, strings.TrimPrefix(e.Path, "/"))
+		}
+	}
+	if err := img.Prefetch(ctx, files); err != nil && ctx.Err() == nil {
+		g.logf("prefetch: %v", err)
+		return
+	}
+	g.debugf("prefetched %d files (%s) that %s needs", len(files), byteCount(plan.Size()), plan.Program)
+}
+
 // sourceName is how the mount table names SOURCE: a directory by its
 // absolute path, anything else as given.
 func sourceName(src string) string {
@@ -142,7 +167,7 @@ func sourceName(src string) string {
 	return src
 }
 
-func mountForeground(ctx context.Context, g *globals, images *imageFlags, src, dir string) (err error) {
+func mountForeground(ctx context.Context, g *globals, images *imageFlags, prefetch bool, src, dir string) (err error) {
 	ready := takeReadyFD()
 	defer func() { ready.report(err) }()
 
@@ -157,6 +182,9 @@ func mountForeground(ctx context.Context, g *globals, images *imageFlags, src, d
 	}
 	g.logf("mounted %s on %s (Ctrl-C or `nanofs umount %s` unmounts it)", src, srv.Dir(), dir)
 	ready.report(nil)
+	if img, ok := fsys.(*lazy.Image); ok && prefetch {
+		go prefetchEntrypoint(ctx, g, img)
+	}
 
 	done := make(chan struct{})
 	go func() { srv.Wait(); close(done) }()

@@ -17,14 +17,14 @@ import (
 )
 
 // mountImage mounts ref on a fresh directory in this process and returns it.
-func mountImage(t *testing.T, ref, cache string) string {
+func mountImage(t *testing.T, ref, cache string, flags ...string) string {
 	t.Helper()
 	mnt := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr bytes.Buffer
 	codec := make(chan int, 1)
 	go func() {
-		codec <- run(ctx, []string{"mount", "--cache-dir", cache, ref, mnt}, &bytes.Buffer{}, &stderr)
+		codec <- run(ctx, append(append([]string{"mount", "--cache-dir", cache}, flags...), ref, mnt), &bytes.Buffer{}, &stderr)
 	}()
 	for deadline := time.Now().Add(time.Minute); mountedFSType(t, mnt) != "fuse.nanofs"; time.Sleep(20 * time.Millisecond) {
 		select {
@@ -163,4 +163,34 @@ func TestMountDebianNodeCosts(t *testing.T) {
 			enc, listable.Round(time.Millisecond), atRoot, read, total[enc]-atRoot)
 	}
 	assert.Less(t, total[testimage.EStargz], total[testimage.Gzip])
+}
+
+// TestMountPrefetch mounts an eStargz image with --prefetch: once the
+// background fetch is done, running through the program's closure in the
+// mount costs no more blob requests.
+func TestMountPrefetch(t *testing.T) {
+	requireFUSEForMount(t)
+	fx := testimage.CFixtures(t)
+	reg := testimage.StartInProcessRegistry(t)
+	reg.Push(t, "mount/prefetch", testimage.DistrolessSpec(t).Image(t, testimage.EStargz))
+	counter := testimage.StartCounter(t, reg.Host)
+	mnt := mountImage(t, counter.Ref("mount/prefetch"), t.TempDir(), "--prefetch")
+
+	// The prefetch is done when the byte count, past libc's size, stops
+	// moving.
+	var last int64 = -1
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		n := counter.Stats().BlobBytes
+		if n == last && n > 1<<20 {
+			break
+		}
+		last = n
+		require.True(t, time.Now().Before(deadline), "prefetch did not settle")
+	}
+	for _, p := range append(fx.Expected[fx.Dynamic], fx.Dynamic) {
+		_, err := os.ReadFile(filepath.Join(mnt, p))
+		require.NoError(t, err)
+	}
+	assert.Equal(t, last, counter.Stats().BlobBytes, "reading the prefetched closure fetched more")
+	assert.Greater(t, last, int64(1<<20), "the prefetch fetched little: libc alone is larger")
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"debug/elf"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,6 +15,7 @@ import (
 func init() { verbs = append(verbs, newResolveCmd) }
 
 type resolveOptions struct {
+	images   imageFlags
 	root     string
 	entry    string
 	args     []string
@@ -33,11 +33,6 @@ type resolveSource struct {
 	hasCfg bool // false for a plain directory, which has no image config
 	close  func() error
 }
-
-// openImageRef opens an image reference (registry, OCI layout, docker
-// tarball) as a resolveSource. It is nil until image sources are wired in;
-// then `nanofs resolve IMAGE` works with no other change.
-var openImageRef func(ctx context.Context, ref string) (*resolveSource, error)
 
 func newResolveCmd(g *globals) *cobra.Command {
 	var o resolveOptions
@@ -71,11 +66,12 @@ A directory has no image config: name the program with --entry.`,
 	f.StringArrayVarP(&o.env, "env", "e", nil, "set an environment variable, NAME=VALUE (repeatable)")
 	f.StringVar(&o.arch, "arch", runtime.GOARCH, "architecture the program must be built for (amd64, arm64, ...; \"any\" to accept any)")
 	f.BoolVar(&o.json, "json", false, "print the plan as JSON")
+	o.images.register(f)
 	return cmd
 }
 
 func runResolve(cmd *cobra.Command, g *globals, args []string, o resolveOptions) error {
-	src, what, err := openResolveSource(cmd.Context(), o.root, args)
+	src, what, err := openResolveSource(cmd.Context(), g, &o.images, o.root, args)
 	if err != nil {
 		return err
 	}
@@ -112,7 +108,7 @@ func runResolve(cmd *cobra.Command, g *globals, args []string, o resolveOptions)
 }
 
 // openResolveSource opens --root DIR, or the positional IMAGE-OR-DIR.
-func openResolveSource(ctx context.Context, root string, args []string) (*resolveSource, string, error) {
+func openResolveSource(ctx context.Context, g *globals, images *imageFlags, root string, args []string) (*resolveSource, string, error) {
 	target := root
 	switch {
 	case root != "" && len(args) > 0:
@@ -121,14 +117,12 @@ func openResolveSource(ctx context.Context, root string, args []string) (*resolv
 		return nil, "", errors.New("name what to resolve: an image or a directory (--root DIR)")
 	case root == "":
 		target = args[0]
-		if info, err := os.Stat(target); err != nil || !info.IsDir() {
-			if openImageRef == nil {
-				return nil, "", fmt.Errorf("%s: not a directory, and image references are not supported yet; use --root DIR", target)
-			}
-			src, err := openImageRef(ctx, target)
+		if info, err := os.Stat(target); err != nil || !info.IsDir() || isOCILayout(target) {
+			img, err := images.open(ctx, g, target)
 			if err != nil {
-				return nil, "", fmt.Errorf("opening image %s: %w", target, err)
+				return nil, "", err
 			}
+			src := &resolveSource{fsys: img, cfg: resolveConfig(img.Config()), hasCfg: true, close: img.Close}
 			return src, target, nil
 		}
 	}
@@ -138,6 +132,3 @@ func openResolveSource(ctx context.Context, root string, args []string) (*resolv
 	}
 	return &resolveSource{fsys: r.FS(), close: r.Close}, target, nil
 }
-
-// elfMachineName is here so that --arch errors and plans agree on names.
-var _ = elf.EM_X86_64

@@ -46,6 +46,7 @@ func TestDemo(t *testing.T) {
 	}{
 		{[]string{"ls", "--cache-dir", cache, ref, "/"}, "usr"},
 		{[]string{"--verbose", "ls", "--cache-dir", cache, ref, filepath.Dir(program)}, filepath.Base(program)},
+		{[]string{"resolve", "--cache-dir", cache, ref}, "libc.so.6"},
 		{build, "wrote " + out},
 		{[]string{"inspect", "--manifest", out}, program},
 		{[]string{"inspect", out, "/"}, "lib"},
