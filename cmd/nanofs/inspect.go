@@ -172,7 +172,7 @@ func inspectLine(g *globals, fsys *tfs.FS, name string, info fs.FileInfo) error 
 	if st, ok := info.Sys().(*tfs.FileStat); ok {
 		nlink = st.Nlink
 	}
-	line := fmt.Sprintf("%s %3d %12d %s", inspectMode(info.Mode()), nlink, info.Size(), path.Join("/", name))
+	line := fmt.Sprintf("%s %3d %12d %s", lsMode(info.Mode()), nlink, info.Size(), path.Join("/", name))
 	if info.Mode()&fs.ModeSymlink != 0 {
 		target, err := fsys.ReadLink(name)
 		if err != nil {
@@ -182,22 +182,4 @@ func inspectLine(g *globals, fsys *tfs.FS, name string, info fs.FileInfo) error 
 	}
 	_, err := fmt.Fprintln(g.stdout, line)
 	return err
-}
-
-// inspectMode renders a mode the way ls -l does (fs.FileMode.String
-// writes symlinks as "L").
-func inspectMode(m fs.FileMode) string {
-	b := []byte("-rwxrwxrwx")
-	switch {
-	case m.IsDir():
-		b[0] = 'd'
-	case m&fs.ModeSymlink != 0:
-		b[0] = 'l'
-	}
-	for i := 0; i < 9; i++ {
-		if m&(1<<uint(8-i)) == 0 {
-			b[1+i] = '-'
-		}
-	}
-	return string(b)
 }
