@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/resolve"
@@ -62,25 +63,41 @@ boot instead.`,
   nanofs build ./oci-layout-dir --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runBuild(cmd.Context(), g, args[0], &o)
+			err := runBuild(cmd.Context(), g, args[0], &o)
+			if errors.Is(err, vm.ErrNoKernel) {
+				err = fmt.Errorf("%w (or build with --no-bootloader for a root-filesystem-only disk)", err)
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()
-	o.images.register(f)
-	f.StringVar(&o.entry, "entry", "", "program to run instead of the image's entrypoint and command (a name looked up in the image's PATH, or a path)")
+	o.registerContent(f)
 	f.StringArrayVarP(&o.args, "arg", "a", nil, "argument for the program, replacing the image's command (repeatable)")
-	f.StringArrayVarP(&o.env, "env", "e", nil, "environment variable NAME=VALUE over the image's Env (repeatable)")
-	f.StringArrayVar(&o.includes, "include", nil, "also copy the files matching this absolute glob in the image, e.g. a runtime's lib dir (repeatable)")
-	f.StringArrayVar(&o.dns, "dns", nil, "name server for the generated /etc/resolv.conf when the image has none (repeatable)")
 	f.StringVarP(&o.out, "output", "o", "", "disk image to write (default: from the image name, e.g. node-16.3.0.img)")
-	f.StringVar(&o.size, "size", "", "disk size, e.g. 512M or 2G (default: as small as the files allow, plus 1 MiB free)")
 	f.StringVar(&o.kernel, "kernel", "", "Nanos kernel.img (default: NANOFS_KERNEL, the nanofs cache, or an ops install)")
-	f.StringVar(&o.boot, "boot", "", "Nanos boot.img (default: NANOFS_BOOT, the nanofs cache, or an ops install)")
-	f.StringVar(&o.version, "nanos-version", "", "Nanos release to take from the cache or an ops install (default: the newest there)")
+	o.registerBoot(f)
 	f.BoolVar(&o.noBootloader, "no-bootloader", false, "write only the root filesystem behind a partition table, for direct kernel boot")
 	f.BoolVar(&o.json, "json", false, "print the summary as JSON on stdout")
 	cmd.MarkFlagsMutuallyExclusive("no-bootloader", "boot")
 	return cmd
+}
+
+// registerContent adds the flags that decide what goes into the disk; `run
+// IMAGE` shares them.
+func (o *buildOptions) registerContent(f *pflag.FlagSet) {
+	o.images.register(f)
+	f.StringVar(&o.entry, "entry", "", "program to run instead of the image's entrypoint and command (a name looked up in the image's PATH, or a path)")
+	f.StringArrayVarP(&o.env, "env", "e", nil, "environment variable NAME=VALUE over the image's Env (repeatable)")
+	f.StringArrayVar(&o.includes, "include", nil, "also copy the files matching this absolute glob in the image, e.g. a runtime's lib dir (repeatable)")
+	f.StringArrayVar(&o.dns, "dns", nil, "name server for the generated /etc/resolv.conf when the image has none (repeatable)")
+	f.StringVar(&o.size, "size", "", "disk size, e.g. 512M or 2G (default: as small as the files allow, plus 1 MiB free)")
+}
+
+// registerBoot adds the bootloader flags (--kernel is the caller's: `run`
+// has its own).
+func (o *buildOptions) registerBoot(f *pflag.FlagSet) {
+	f.StringVar(&o.boot, "boot", "", "Nanos boot.img (default: NANOFS_BOOT, the nanofs cache, or an ops install)")
+	f.StringVar(&o.version, "nanos-version", "", "Nanos release to take from the cache or an ops install (default: the newest there)")
 }
 
 // buildSummary is what `nanofs build` reports when it is done.
@@ -187,9 +204,6 @@ func (o *buildOptions) diskOptions() ([]vm.DiskOption, string, error) {
 	}
 	k, err := vm.FindKernel(kopts...)
 	if err != nil {
-		if errors.Is(err, vm.ErrNoKernel) {
-			err = fmt.Errorf("%w (or build with --no-bootloader for a root-filesystem-only disk)", err)
-		}
 		return nil, "", err
 	}
 	if k.Boot == "" {

@@ -176,3 +176,21 @@ func TestBuildAndBootNode(t *testing.T) {
 	assert.Equal(t, 0, code, stderr.String())
 	assert.Contains(t, stdout.String(), "hi from Nanos!")
 }
+
+// TestRunImage boots an image reference in one step: run builds a
+// temporary disk with build's flags and the arguments after --.
+func TestRunImage(t *testing.T) {
+	if len(kernelFlags()) != 0 {
+		t.Skip("booting needs a Nanos kernel: set NANOFS_KERNEL and NANOFS_BOOT to kernel.img and boot.img (see `nanofs kernel fetch`)")
+	}
+	fx := testimage.CFixtures(t)
+	reg := testimage.StartInProcessRegistry(t)
+	ref := reg.Push(t, "run/fixtures", testimage.FixturesSpec(t).Image(t, testimage.EStargz)).String()
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code := run(ctx, []string{"run", "--cache-dir", t.TempDir(), ref, "--entry", fx.Dynamic, "--", "one", "two"}, &stdout, &stderr)
+	t.Logf("console:\n%s", stdout.String())
+	assert.Equal(t, 0, code, stderr.String())
+	assert.Contains(t, stdout.String(), "hello from nanofs fixture: cos(2) = -0.4")
+}

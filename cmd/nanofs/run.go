@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+
+	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/nanofs/nanofs/vm"
 	"github.com/spf13/cobra"
@@ -12,39 +15,27 @@ import (
 
 func init() { verbs = append(verbs, newRunCmd) }
 
-// runTarget turns run's first argument, and the arguments after "--", into
-// a disk image to boot. It returns errNotRunTarget when target is not its
-// kind, so that the next one is tried; cleanup (may be nil) runs after the
-// VM stops.
-type runTarget func(ctx context.Context, g *globals, target string, args []string) (disk string, cleanup func(), err error)
+// errNotRunTarget says that run's target is not a disk image file.
+var errNotRunTarget = errors.New("not a disk image file")
 
-// errNotRunTarget passes a target on to the next runTarget.
-var errNotRunTarget = errors.New("not this kind of run target")
-
-// runTargets are tried in order. A disk image file comes first; a verb
-// file that builds disks from image references (`run IMAGE`) appends its
-// own runTarget here in its init.
-var runTargets = []runTarget{runDiskTarget}
-
-// runDiskTarget accepts an existing file: a disk image.
+// runDiskTarget accepts an existing file that is not a docker-save
+// tarball: a disk image. Anything else is an image to build first.
 func runDiskTarget(_ context.Context, _ *globals, target string, args []string) (string, func(), error) {
 	st, err := os.Stat(target)
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) || err == nil && (st.IsDir() || isTarball(target)) {
 		return "", nil, errNotRunTarget
 	}
 	if err != nil {
 		return "", nil, err
 	}
-	if st.IsDir() {
-		return "", nil, fmt.Errorf("%s is a directory, not a disk image", target)
-	}
 	if len(args) > 0 {
-		return "", nil, fmt.Errorf("%s is a built disk: its program arguments were fixed when it was built (rebuild it with -a ARG)", target)
+		return "", nil, fmt.Errorf("%s is a built disk: its program arguments were fixed when it was built (rebuild it with -a ARG, or run the image)", target)
 	}
 	return target, nil, nil
 }
 
 type runOptions struct {
+	build   buildOptions // run IMAGE: what goes into the disk
 	ports   []string
 	memory  string
 	cpus    int
@@ -57,9 +48,14 @@ type runOptions struct {
 func newRunCmd(g *globals) *cobra.Command {
 	var o runOptions
 	cmd := &cobra.Command{
-		Use:   "run DISK [-p HOST:GUEST]...",
-		Short: "Boot a Nanos disk image under QEMU (or Firecracker)",
-		Long: `Boot DISK, a Nanos disk image, with QEMU: KVM when /dev/kvm is usable, otherwise
+		Use:   "run DISK|IMAGE [-p HOST:GUEST]... [-- ARGS]",
+		Short: "Boot a Nanos disk image, or build one from an image and boot it, under QEMU (or Firecracker)",
+		Long: `Boot DISK, a Nanos disk image, with QEMU. Given an IMAGE instead (anything
+"nanofs build" takes: registry reference, OCI layout, docker-save tarball), run
+first builds a disk from it into a temporary file, with the same flags as
+build and ARGS after -- as the program's arguments.
+
+The VM runs with QEMU: KVM when /dev/kvm is usable, otherwise
 TCG emulation (much slower; a one-line notice says so). The disk is attached
 as virtio-blk, networking is QEMU user networking on virtio-net (the guest
 gets 10.0.2.15 by DHCP; -p forwards host ports to it), and the guest console
@@ -72,7 +68,8 @@ boot) are discarded unless --persist. A disk built without bootloader is
 booted directly with the kernel (--kernel, NANOFS_KERNEL, or the cache) on
 QEMU's microvm machine. --vmm firecracker boots with Firecracker instead
 (needs KVM; no port forwarding; the exit code is not reported).`,
-		Example: `  nanofs run app.img
+		Example: `  nanofs run node:16.3.0 --entry node -- -e 'console.log("hi")'
+  nanofs run app.img
   nanofs run web.img -p 8080:80
   nanofs run app.img --memory 512M --cpus 2 --accel tcg`,
 		Args: cobra.MinimumNArgs(1),
@@ -88,6 +85,8 @@ QEMU's microvm machine. --vmm firecracker boots with Firecracker instead
 	f.StringVar(&o.vmm, "vmm", "qemu", "virtual machine monitor: qemu or firecracker")
 	f.StringVar(&o.kernel, "kernel", "", "kernel.img for disks without bootloader and for Firecracker")
 	f.BoolVar(&o.persist, "persist", false, "keep the guest's writes to the disk")
+	o.build.registerContent(f)
+	o.build.registerBoot(f)
 	return cmd
 }
 
@@ -122,7 +121,10 @@ func runRun(ctx context.Context, cmd *cobra.Command, g *globals, args []string, 
 		opts = append(opts, vm.WithPersist())
 	}
 
-	disk, cleanup, err := resolveRunTarget(ctx, g, target, rest)
+	disk, cleanup, err := runDiskTarget(ctx, g, target, rest)
+	if errors.Is(err, errNotRunTarget) {
+		disk, cleanup, err = buildForRun(ctx, g, target, rest, &o)
+	}
 	if err != nil {
 		return err
 	}
@@ -144,13 +146,29 @@ func runRun(ctx context.Context, cmd *cobra.Command, g *globals, args []string, 
 	return nil
 }
 
-func resolveRunTarget(ctx context.Context, g *globals, target string, args []string) (string, func(), error) {
-	for _, t := range runTargets {
-		disk, cleanup, err := t(ctx, g, target, args)
-		if errors.Is(err, errNotRunTarget) {
-			continue
+// buildForRun builds IMAGE into a temporary disk that is removed after the
+// VM stops: bootable with a bootloader when one is found, else for direct
+// kernel boot.
+func buildForRun(ctx context.Context, g *globals, image string, args []string, o *runOptions) (string, func(), error) {
+	st, err := os.Stat(image)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if _, perr := name.ParseReference(image); perr != nil {
+			return "", nil, fmt.Errorf("%s: no such disk image, and not an image reference (%v)", image, perr)
 		}
-		return disk, cleanup, err
+	case err == nil && st.IsDir() && !isOCILayout(image):
+		return "", nil, fmt.Errorf("%s is a directory, neither a disk image nor an OCI image layout", image)
 	}
-	return "", nil, fmt.Errorf("%s: no such disk image", target)
+	dir, err := os.MkdirTemp("", "nanofs-run-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	b := o.build
+	b.args, b.kernel, b.out = args, o.kernel, filepath.Join(dir, "disk.img")
+	if err := runBuild(ctx, g, image, &b); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return b.out, cleanup, nil
 }

@@ -77,7 +77,7 @@ func TestRunRejects(t *testing.T) {
 		err  string
 	}{
 		{[]string{"run", filepath.Join(dir, "missing.img")}, "no such disk image"},
-		{[]string{"run", dir}, "is a directory"},
+		{[]string{"run", dir}, "is a directory, neither a disk image nor an OCI image layout"},
 		{[]string{"run", disk, "extra"}, "after --"},
 		{[]string{"run", disk, "--", "extra"}, "fixed when it was built"},
 		{[]string{"run", disk, "-p", "80"}, "HOST:GUEST"},
