@@ -1,16 +1,16 @@
 package fusefs
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 // Unmount detaches the fusefs mount on dir. It works whether or not the
@@ -101,59 +101,16 @@ type mountEntry struct {
 	source     string
 }
 
-// parseMountinfo reads the format of proc(5) /proc/PID/mountinfo:
-//
-//	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
-//
-// field 5 is the mount point, then optional fields up to "-", then the
-// filesystem type and the source. Spaces and the like are octal-escaped.
+// parseMountinfo reads the format of proc(5) /proc/PID/mountinfo (octal
+// escapes undone) with moby's parser, keeping the fields fusefs needs.
 func parseMountinfo(r io.Reader) ([]mountEntry, error) {
-	var out []mountEntry
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for line := 1; sc.Scan(); line++ {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 0 {
-			continue
-		}
-		sep := -1
-		for i := 6; i < len(fields); i++ {
-			if fields[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(fields) < 7 || sep < 0 || sep+2 >= len(fields) {
-			return nil, fmt.Errorf("line %d: malformed: %q", line, sc.Text())
-		}
-		out = append(out, mountEntry{
-			mountPoint: unescapeMountinfo(fields[4]),
-			fsType:     unescapeMountinfo(fields[sep+1]),
-			source:     unescapeMountinfo(fields[sep+2]),
-		})
-	}
-	if err := sc.Err(); err != nil {
+	infos, err := mountinfo.GetMountsFromReader(r, nil)
+	if err != nil {
 		return nil, err
 	}
+	out := make([]mountEntry, len(infos))
+	for i, m := range infos {
+		out[i] = mountEntry{mountPoint: m.Mountpoint, fsType: m.FSType, source: m.Source}
+	}
 	return out, nil
-}
-
-// unescapeMountinfo undoes the kernel's \ooo escapes (space, tab, newline,
-// backslash).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -105,91 +105,45 @@ func (s *session) defaultInterp() error {
 	return nil
 }
 
-// glibcInterp is glibc's PT_INTERP for a machine.
-func glibcInterp(m elf.Machine, c elf.Class) string {
-	switch m {
-	case elf.EM_X86_64:
-		if c == elf.ELFCLASS32 {
-			return "/libx32/ld-linux-x32.so.2"
-		}
-		return "/lib64/ld-linux-x86-64.so.2"
-	case elf.EM_AARCH64:
-		return "/lib/ld-linux-aarch64.so.1"
-	case elf.EM_386:
-		return "/lib/ld-linux.so.2"
-	case elf.EM_ARM:
-		return "/lib/ld-linux-armhf.so.3"
-	case elf.EM_RISCV:
-		return "/lib/ld-linux-riscv64-lp64d.so.1"
-	case elf.EM_PPC64:
-		return "/lib64/ld64.so.2"
-	case elf.EM_S390:
-		return "/lib/ld64.so.1"
-	}
-	return ""
+// machineNames are the names glibc, musl and Debian give one machine.
+type machineNames struct {
+	glibcInterp string // glibc's PT_INTERP
+	muslArch    string // musl's LDSO_ARCH
+	triplet     string // Debian's multiarch directory
+	platform    string // AT_PLATFORM, what $PLATFORM expands to ("" if unknown)
 }
+
+var machines = map[elf.Machine]machineNames{
+	elf.EM_X86_64:  {"/lib64/ld-linux-x86-64.so.2", "x86_64", "x86_64-linux-gnu", "x86_64"},
+	elf.EM_AARCH64: {"/lib/ld-linux-aarch64.so.1", "aarch64", "aarch64-linux-gnu", "aarch64"},
+	elf.EM_386:     {"/lib/ld-linux.so.2", "i386", "i386-linux-gnu", "i686"},
+	elf.EM_ARM:     {"/lib/ld-linux-armhf.so.3", "armhf", "arm-linux-gnueabihf", ""},
+	elf.EM_RISCV:   {"/lib/ld-linux-riscv64-lp64d.so.1", "riscv64", "riscv64-linux-gnu", ""},
+	elf.EM_PPC64:   {"/lib64/ld64.so.2", "powerpc64le", "powerpc64le-linux-gnu", "powerpc64le"},
+	elf.EM_S390:    {"/lib/ld64.so.1", "s390x", "s390x-linux-gnu", "s390x"},
+}
+
+// x32 is the 32-bit ABI of x86-64 (ELFCLASS32 on EM_X86_64).
+var x32 = machineNames{"/libx32/ld-linux-x32.so.2", "x32", "x86_64-linux-gnux32", "x86_64"}
+
+func namesOf(m elf.Machine, c elf.Class) machineNames {
+	if m == elf.EM_X86_64 && c == elf.ELFCLASS32 {
+		return x32
+	}
+	return machines[m]
+}
+
+// glibcInterp is glibc's PT_INTERP for a machine.
+func glibcInterp(m elf.Machine, c elf.Class) string { return namesOf(m, c).glibcInterp }
 
 // muslArch is musl's LDSO_ARCH.
-func muslArch(m elf.Machine) string {
-	switch m {
-	case elf.EM_X86_64:
-		return "x86_64"
-	case elf.EM_AARCH64:
-		return "aarch64"
-	case elf.EM_386:
-		return "i386"
-	case elf.EM_ARM:
-		return "armhf"
-	case elf.EM_RISCV:
-		return "riscv64"
-	case elf.EM_PPC64:
-		return "powerpc64le"
-	case elf.EM_S390:
-		return "s390x"
-	}
-	return ""
-}
+func muslArch(m elf.Machine) string { return machines[m].muslArch }
 
 // multiarchTriplet is Debian's multiarch directory name.
-func multiarchTriplet(m elf.Machine, c elf.Class) string {
-	switch m {
-	case elf.EM_X86_64:
-		if c == elf.ELFCLASS32 {
-			return "x86_64-linux-gnux32"
-		}
-		return "x86_64-linux-gnu"
-	case elf.EM_AARCH64:
-		return "aarch64-linux-gnu"
-	case elf.EM_386:
-		return "i386-linux-gnu"
-	case elf.EM_ARM:
-		return "arm-linux-gnueabihf"
-	case elf.EM_RISCV:
-		return "riscv64-linux-gnu"
-	case elf.EM_PPC64:
-		return "powerpc64le-linux-gnu"
-	case elf.EM_S390:
-		return "s390x-linux-gnu"
-	}
-	return ""
-}
+func multiarchTriplet(m elf.Machine, c elf.Class) string { return namesOf(m, c).triplet }
 
 // platformName is AT_PLATFORM, what $PLATFORM expands to.
-func platformName(m elf.Machine) string {
-	switch m {
-	case elf.EM_X86_64:
-		return "x86_64"
-	case elf.EM_AARCH64:
-		return "aarch64"
-	case elf.EM_386:
-		return "i686"
-	case elf.EM_PPC64:
-		return "powerpc64le"
-	case elf.EM_S390:
-		return "s390x"
-	}
-	return ""
-}
+func platformName(m elf.Machine) string { return machines[m].platform }
 
 // setupSearch works out the fixed parts of the search path.
 func (s *session) setupSearch() error {

@@ -143,18 +143,6 @@ func TestRemoveTreeUnmounts(t *testing.T) {
 	assert.Empty(t, mounts)
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		`/plain`:          "/plain",
-		`/a\040b`:         "/a b",
-		`/tab\011x\134y`:  "/tab\tx\\y",
-		`/short\04`:       `/short\04`,
-		`/not\999octal\0`: `/not\999octal\0`,
-	} {
-		assert.Equal(t, want, unescapeMountinfo(in), in)
-	}
-}
-
 func assertOnlyEntries(t *testing.T, dir string, names ...string) {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
