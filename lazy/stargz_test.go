@@ -106,22 +106,6 @@ func readAll(t testing.TB, img *Image, names []string) {
 	}
 }
 
-// filesCompressedSize is what reading the whole files needs at least: the
-// gzip members holding their chunks.
-func filesCompressedSize(t testing.TB, img *Image, names []string) int64 {
-	t.Helper()
-	var cs []overlay.Chunk
-	for _, name := range names {
-		n, err := img.lookup("size", name, true)
-		require.NoError(t, err)
-		d, ok := n.Data.(*fileData)
-		require.True(t, ok, name)
-		require.NotNil(t, d.layer.stargz, "%s is in a lazy layer", name)
-		cs = append(cs, d.chunks...)
-	}
-	return compressedSize(cs)
-}
-
 // lazyTransfer opens an eStargz image through a counting proxy, reads a
 // program's ELF closure, and checks what crossed the wire: at most 1.2x
 // the compressed size of the files read, plus footers and TOCs at open;
@@ -147,7 +131,8 @@ func lazyTransfer(t *testing.T, reg *testimage.Registry, repo, prog string) {
 	files := elfClosure(t, img, prog)
 	readAll(t, img, files)
 	read := c.Stats()
-	compressed := filesCompressedSize(t, img, files)
+	compressed, err := img.MinTransfer(files)
+	require.NoError(t, err)
 	var sizes int64
 	for _, f := range files {
 		info, err := img.Stat(f)

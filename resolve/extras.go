@@ -65,6 +65,9 @@ func (s *session) addExtras() error {
 	if err := s.addCACerts(); err != nil {
 		return err
 	}
+	if err := s.addNodeBuiltins(); err != nil {
+		return err
+	}
 	if s.flavor != glibc || s.interp == nil {
 		return nil
 	}

@@ -207,6 +207,19 @@ func (p *Plan) Size() int64 {
 	return n
 }
 
+// ImageFiles returns the names, in io/fs form, of the regular files the
+// plan copies from the image: what a build reads, and so what is worth
+// prefetching.
+func (p *Plan) ImageFiles() []string {
+	var names []string
+	for _, e := range p.Entries {
+		if e.Kind == KindFile {
+			names = append(names, fsName(e.Path))
+		}
+	}
+	return names
+}
+
 // Libraries returns the objects the loader maps for the program (its
 // interpreter, preloads and DT_NEEDED closure; not the program, not the
 // runtime extras): what ldd lists.

@@ -116,13 +116,28 @@ func newKernelConfig(opts []KernelOption) (*kernelConfig, error) {
 		c.cacheDir = d
 	}
 	if c.opsHome == "" {
-		if h := c.getenv("OPS_HOME"); h != "" {
-			c.opsHome = filepath.Join(h, ".ops")
-		} else if home, err := os.UserHomeDir(); err == nil {
-			c.opsHome = filepath.Join(home, ".ops")
-		}
+		c.opsHome = opsHome(c.getenv)
 	}
 	return c, nil
+}
+
+// DefaultOpsHome is where ops keeps its releases and packages, as ops
+// decides it: $OPS_HOME/.ops when OPS_HOME is set, else ~/.ops.
+func DefaultOpsHome() (string, error) {
+	if h := opsHome(os.Getenv); h != "" {
+		return h, nil
+	}
+	return "", errors.New("no home directory to find ~/.ops in: set OPS_HOME")
+}
+
+func opsHome(getenv func(string) string) string {
+	if h := getenv("OPS_HOME"); h != "" {
+		return filepath.Join(h, ".ops")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".ops")
+	}
+	return ""
 }
 
 // DefaultCacheDir is where Fetch stores releases:

@@ -6,18 +6,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/nanofs/nanofs/lazy"
+	"github.com/nanofs/nanofs/lazy/hostfs"
 	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/vm"
 )
@@ -39,6 +42,16 @@ type buildOptions struct {
 	version      string
 	noBootloader bool
 	json         bool
+
+	// Local content (content.go) and --config (opsconfig.go).
+	adds      []string // --add SRC[:DST]
+	overwrite bool
+	noAutoAdd bool
+	workdir   string
+	config    string
+	opsCfg    *opsConfig // read from config, once
+	klibs     []string   // from the config
+	klibDir   string
 }
 
 func newBuildCmd(g *globals) *cobra.Command {
@@ -57,10 +70,19 @@ the disk. Nothing in the image is executed; only the needed bytes are fetched
 The disk boots with "nanofs run". It needs a Nanos kernel and bootloader
 (--kernel/--boot, NANOFS_KERNEL/NANOFS_BOOT, "nanofs kernel fetch", or an ops
 install); --no-bootloader writes a root-filesystem-only disk for direct kernel
-boot instead.`,
+boot instead.
+
+Local files join the image's: --add SRC[:DST] copies a file or directory in
+(streamed like the image's files; symbolic links inside it kept as links), an
+argument (-a) that names a local file by a relative path is copied to that
+path under the program's working directory, and --config reads an ops
+config.json (Files, Dirs, MapDirs, Args, Env, Klibs, ManifestPassthrough...).
+An added path that the image already holds is an error unless --overwrite.`,
 		Example: `  nanofs build node:16.3.0 --entry node
   nanofs build localhost:5000/app:1.2 -o app.img -e MODE=prod --include '/usr/lib/app/plugins/*'
-  nanofs build ./oci-layout-dir --json`,
+  nanofs build ./oci-layout-dir --json
+  nanofs build node:16.3.0 --entry node -a hi.js          # hi.js from this directory, into the working directory
+  nanofs build node:16.3.0 --entry node --add ./lib:/srv/lib --workdir /srv -a main.js`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			err := runBuild(cmd.Context(), g, args[0], &o)
@@ -91,6 +113,11 @@ func (o *buildOptions) registerContent(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.includes, "include", nil, "also copy the files matching this absolute glob in the image, e.g. a runtime's lib dir (repeatable)")
 	f.StringArrayVar(&o.dns, "dns", nil, "name server for the generated /etc/resolv.conf when the image has none (repeatable)")
 	f.StringVar(&o.size, "size", "", "disk size, e.g. 512M or 2G (default: as small as the files allow, plus 1 MiB free)")
+	f.StringArrayVar(&o.adds, "add", nil, "copy the local file or directory SRC into the image at DST, SRC[:DST] (default DST: SRC's path relative to the current directory, under /) (repeatable)")
+	f.BoolVar(&o.overwrite, "overwrite", false, "let added files replace the image's files (and directories) at their paths")
+	f.BoolVar(&o.noAutoAdd, "no-auto-add", false, "do not add the local files that arguments of the program name")
+	f.StringVar(&o.workdir, "workdir", "", "working directory of the program in the unikernel, replacing the image's WorkingDir")
+	f.StringVar(&o.config, "config", "", "read an ops config.json (Args, Env, Files, Dirs, MapDirs, Klibs, RunConfig, ...); flags override it")
 }
 
 // registerBoot adds the bootloader flags (--kernel is the caller's: `run`
@@ -102,71 +129,165 @@ func (o *buildOptions) registerBoot(f *pflag.FlagSet) {
 
 // buildSummary is what `nanofs build` reports when it is done.
 type buildSummary struct {
-	Output       string   `json:"output"`
-	Image        string   `json:"image"`
-	Program      string   `json:"program"`
-	Args         []string `json:"args"`
-	Files        int      `json:"files"`
-	Entries      int      `json:"entries"`
-	PlanBytes    int64    `json:"plan_bytes"`
-	DiskBytes    int64    `json:"disk_bytes"`
-	FetchedBytes int64    `json:"fetched_bytes"`
-	Requests     int64    `json:"requests"`
-	Seconds      float64  `json:"seconds"`
-	Bootable     bool     `json:"bootable"`
-	Kernel       string   `json:"kernel,omitempty"`
-	Skipped      []string `json:"skipped,omitempty"`
-	Warnings     []string `json:"warnings,omitempty"`
+	Output       string      `json:"output"`
+	Image        string      `json:"image"`
+	Program      string      `json:"program"`
+	Args         []string    `json:"args"`
+	Files        int         `json:"files"`
+	Entries      int         `json:"entries"`
+	PlanBytes    int64       `json:"plan_bytes"`
+	MinFetch     int64       `json:"min_fetch_bytes"` // the yardstick for FetchedBytes: see lazy.Image.MinTransfer
+	DiskBytes    int64       `json:"disk_bytes"`
+	FetchedBytes int64       `json:"fetched_bytes"`
+	TOCBytes     int64       `json:"toc_bytes"` // of FetchedBytes: eStargz footers and TOCs
+	Requests     int64       `json:"requests"`
+	Seconds      float64     `json:"seconds"`
+	Bootable     bool        `json:"bootable"`
+	Kernel       string      `json:"kernel,omitempty"`
+	Skipped      []string    `json:"skipped,omitempty"`
+	Warnings     []string    `json:"warnings,omitempty"`
+	Added        []addSource `json:"added,omitempty"` // local files and directories copied in
 }
 
-func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) error {
-	start := time.Now()
-	diskOpts, kernelName, err := o.diskOptions()
-	if err != nil {
-		return err
+// buildInput is what a build writes: the image, the plan of what to copy
+// out of it, and the manifest that says how to run it.
+type buildInput struct {
+	img      *lazy.Image
+	fsys     fs.FS // where the plan's files are read from: the image, with the added files over it
+	plan     *resolve.Plan
+	manifest vm.Manifest // with the config's root keys in Extra
+	files    int         // regular files in the plan
+	added    *hostfs.FS  // the added local files (nil without)
+	sources  []addSource // where they come from
+	klibs    []string    // kernel libraries the config asks for
+}
+
+// prepareBuild opens IMAGE and resolves what a build of it holds; `build`,
+// `run IMAGE` and `pkg` share it. The caller closes in.img.
+func prepareBuild(ctx context.Context, g *globals, ref string, o *buildOptions) (*buildInput, error) {
+	if err := o.loadConfig(g); err != nil {
+		return nil, err
+	}
+	cfgWorkdir := ""
+	if o.workdir != "" {
+		if !path.IsAbs(o.workdir) {
+			return nil, fmt.Errorf("--workdir %s: want an absolute path in the image", o.workdir)
+		}
+		cfgWorkdir = path.Clean(o.workdir)
 	}
 	img, err := o.images.open(ctx, g, ref)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer img.Close()
-
-	plan, err := resolve.Resolve(img, resolveConfig(img.Config()), o.resolveOptions()...)
+	in, err := o.prepare(g, ref, img, cfgWorkdir)
 	if err != nil {
-		return fmt.Errorf("%s: %w", ref, err)
+		img.Close()
+		return nil, err
+	}
+	return in, nil
+}
+
+// prepare lays the added files over img and resolves the plan over both.
+func (o *buildOptions) prepare(g *globals, ref string, img *lazy.Image, workdir string) (*buildInput, error) {
+	cfg := resolveConfig(img.Config())
+	if workdir != "" {
+		cfg.WorkingDir = workdir
+	}
+	cwd := cfg.WorkingDir
+	if !path.IsAbs(cwd) {
+		cwd = path.Clean("/" + cwd) // as resolve and the kernel take it
+	}
+	in := &buildInput{img: img, fsys: img, klibs: o.klibs}
+	ropts := o.resolveOptions()
+	layer, sources, err := o.addContent(g, img, cwd)
+	if err != nil {
+		return nil, err
+	}
+	if layer != nil {
+		in.fsys, in.added, in.sources = layer, layer, sources
+		patterns, dangling := addedIncludes(layer)
+		for _, p := range dangling {
+			g.logf("warning: left out the added link %s: it leads to nothing in the image", p)
+		}
+		ropts = append(ropts, resolve.WithInclude(patterns...))
+	}
+	plan, err := resolve.Resolve(in.fsys, cfg, ropts...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	if layer != nil {
+		labelAdded(plan, layer)
 	}
 	for _, w := range plan.Warnings {
 		g.logf("warning: %s", w)
 	}
+	in.plan, in.manifest = plan, vm.ManifestFromPlan(plan)
+	if o.opsCfg != nil && len(o.opsCfg.Manifest) > 0 {
+		in.manifest.Extra = maps.Clone(o.opsCfg.Manifest)
+	}
+	for _, e := range plan.Entries {
+		if e.Kind == resolve.KindFile || e.Kind == resolve.KindGenerated {
+			in.files++
+		}
+	}
+	return in, nil
+}
+
+func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) error {
+	start := time.Now()
+	if err := o.loadConfig(g); err != nil {
+		return err
+	}
+	diskOpts, kernelName, err := o.diskOptions()
+	if err != nil {
+		return err
+	}
+	in, err := prepareBuild(ctx, g, ref, o)
+	if err != nil {
+		return err
+	}
+	defer in.img.Close()
+	img, plan := in.img, in.plan
 	out := o.out
 	if out == "" {
 		out = defaultDiskName(ref)
 	}
-	manifest := vm.ManifestFromPlan(plan)
-	files := 0
-	for _, e := range plan.Entries {
-		if e.Kind == resolve.KindFile || e.Kind == resolve.KindGenerated {
-			files++
+	var addedID []byte
+	if in.added != nil {
+		if addedID, err = addedIdentity(in.added); err != nil {
+			return err
 		}
 	}
-	progress := newBuildProgress(g, img, plan.Size(), files)
+	if len(in.klibs) > 0 {
+		diskOpts = append(diskOpts, vm.WithKlibs(in.klibs...))
+	}
+	progress := newBuildProgress(g, img, plan.Size(), in.files)
 	diskOpts = append(diskOpts,
-		vm.WithManifest(manifest),
-		vm.WithSeed(diskSeed(img.Digest().String(), manifest, o)),
+		vm.WithManifest(in.manifest),
+		vm.WithSeed(diskSeed(img.Digest().String(), in.manifest, o, addedID)),
 		vm.WithParallel(8),
 		vm.WithFileWritten(progress.fileWritten),
 	)
-	info, err := vm.WriteDisk(ctx, out, img, plan, diskOpts...)
+	info, err := vm.WriteDisk(ctx, out, in.fsys, plan, diskOpts...)
 	progress.done()
 	if err != nil {
 		return err
 	}
 	st := img.Stats()
+	minFetch, err := img.MinTransfer(in.imageFiles())
+	if err != nil {
+		g.debugf("measuring the plan's transfer size: %v", err)
+	}
+	var tocs int64
+	for _, l := range st.Layers {
+		tocs += l.TOCBytes
+	}
 	sum := buildSummary{
 		Output: out, Image: img.Name(), Program: plan.Program, Args: plan.Args,
-		Files: files, Entries: len(plan.Entries), PlanBytes: plan.Size(), DiskBytes: info.Size,
-		FetchedBytes: st.Bytes, Requests: st.Requests, Seconds: time.Since(start).Seconds(),
+		Files: in.files, Entries: len(plan.Entries), PlanBytes: plan.Size(), MinFetch: minFetch, DiskBytes: info.Size,
+		FetchedBytes: st.Bytes, TOCBytes: tocs, Requests: st.Requests, Seconds: time.Since(start).Seconds(),
 		Bootable: info.Bootloader, Kernel: kernelName, Skipped: info.Skipped, Warnings: plan.Warnings,
+		Added: in.sources,
 	}
 	if o.json {
 		enc := json.NewEncoder(g.stdout)
@@ -206,6 +327,9 @@ func (o *buildOptions) diskOptions() ([]vm.DiskOption, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	if o.klibDir != "" {
+		k.KlibDir = o.klibDir
+	}
 	if k.Boot == "" {
 		return nil, "", fmt.Errorf("found the kernel %s (from %s) but no boot.img: pass --boot or set %s", k.Kernel, k.Source, vm.EnvBoot)
 	}
@@ -217,8 +341,8 @@ func (o *buildOptions) resolveOptions() []resolve.Option {
 	if o.entry != "" {
 		opts = append(opts, resolve.WithEntry(o.entry))
 	}
-	if len(o.args) > 0 {
-		opts = append(opts, resolve.WithArgs(o.args...))
+	if args := o.programArgs(); len(args) > 0 {
+		opts = append(opts, resolve.WithArgs(args...))
 	}
 	if len(o.env) > 0 {
 		opts = append(opts, resolve.WithEnv(o.env...))
@@ -237,11 +361,23 @@ func resolveConfig(c lazy.Config) resolve.Config {
 }
 
 // diskSeed makes the disk's UUIDs a function of what decides its contents:
-// the image digest and the manifest. The same image and flags give the same
+// the image digest, the manifest, and the identity of any added local
+// files (addedIdentity). The same image, files and flags give the same
 // bytes; different programs from one image get different UUIDs.
-func diskSeed(digest string, m vm.Manifest, o *buildOptions) []byte {
+func diskSeed(digest string, m vm.Manifest, o *buildOptions, added ...[]byte) []byte {
 	h := sha256.New()
 	fmt.Fprintf(h, "nanofs build\x00%s\x00%s\x00", digest, m.Program)
+	if m.Cwd != "" {
+		fmt.Fprintf(h, "cwd\x00%s\x00", m.Cwd)
+	}
+	if len(m.Extra) > 0 {
+		if b, err := json.Marshal(m.Extra); err == nil { // map keys sorted: deterministic
+			fmt.Fprintf(h, "extra\x00%s\x00", b)
+		}
+	}
+	for _, a := range added {
+		fmt.Fprintf(h, "added\x00%x\x00", a)
+	}
 	for _, a := range m.Arguments {
 		fmt.Fprintf(h, "arg\x00%s\x00", a)
 	}
@@ -253,7 +389,7 @@ func diskSeed(digest string, m vm.Manifest, o *buildOptions) []byte {
 	for _, k := range keys {
 		fmt.Fprintf(h, "env\x00%s=%s\x00", k, m.Environment[k])
 	}
-	for _, s := range [][]string{o.includes, o.dns} {
+	for _, s := range [][]string{o.includes, o.dns, o.klibs} {
 		fmt.Fprintf(h, "list\x00%s\x00", strings.Join(s, "\x00"))
 	}
 	return h.Sum(nil)
@@ -267,17 +403,8 @@ func defaultDiskName(ref string) string {
 		base := strings.TrimSuffix(filepath.Base(filepath.Clean(ref)), filepath.Ext(ref))
 		return base + ".img"
 	}
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		return "disk.img"
-	}
-	repo := r.Context().RepositoryStr()
-	base := repo[strings.LastIndex(repo, "/")+1:]
-	id := r.Identifier()
-	if strings.HasPrefix(id, "sha256:") {
-		id = strings.TrimPrefix(id, "sha256:")[:12]
-	}
-	return base + "-" + id + ".img"
+	base, version := imageNameVersion(ref)
+	return base + "-" + version + ".img"
 }
 
 // parseSize reads sizes like 512M, 2G, 1048576 (binary units).

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,10 +23,16 @@ import (
 // runBuildCLI runs `nanofs build` in-process and decodes its --json summary.
 func runBuildCLI(t *testing.T, args ...string) buildSummary {
 	t.Helper()
+	return runJSONCLI[buildSummary](t, "build", args...)
+}
+
+// runJSONCLI runs a verb with --json in-process and decodes its summary.
+func runJSONCLI[S any](t *testing.T, verb string, args ...string) S {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), append([]string{"build", "--json"}, args...), &stdout, &stderr)
-	require.Equal(t, 0, code, "nanofs build %v: %s", args, stderr.String())
-	var sum buildSummary
+	code := run(context.Background(), append([]string{verb, "--json"}, args...), &stdout, &stderr)
+	require.Equal(t, 0, code, "nanofs %s %v: %s", verb, args, stderr.String())
+	var sum S
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &sum), stdout.String())
 	return sum
 }
@@ -137,8 +144,15 @@ func TestBuildAndBoot(t *testing.T) {
 		{"distroless entrypoint", []string{ref}, "hello from nanofs fixture: cos(0) = 1.0"},
 		{"static with args", []string{fixtures, "--entry", fx.Static, "-a", "one"}, "hello from nanofs fixture: cos(1) = 0.5"},
 		{"sh script", []string{fixtures, "--entry", fx.ShebangSh, "-a", "a"}, "overwritten by the second layer"},
+		// Nanos master b9c3671 drops the first iovec of a writev (musl's
+		// printf): its output arrives as blank lines there.
+		{"musl", []string{fixtures, "--entry", fx.Musl, "-a", "a", "-a", "b"}, "hello from nanofs fixture: cos(2) = -0.4"},
+		{"musl static", []string{fixtures, "--entry", fx.MuslStatic}, "hello from nanofs fixture: cos(0) = 1.0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if slices.Contains(tc.args, "") {
+				t.Skip("the fixture was not compiled: musl programs need musl-gcc (apt-get install musl-tools)")
+			}
 			dir := t.TempDir()
 			disk := filepath.Join(dir, "boot.img")
 			runBuildCLI(t, append(tc.args, "-o", disk, "--cache-dir", filepath.Join(dir, "cache"))...)
@@ -166,7 +180,7 @@ func TestBuildAndBootNode(t *testing.T) {
 	ref := reg.Push(t, "boot/node", testimage.DebianNodeSpec(t).Image(t, testimage.EStargz)).String()
 	dir := t.TempDir()
 	disk := filepath.Join(dir, "node.img")
-	sum := runBuildCLI(t, ref, "--entry", "node", "--include", "/usr/share/nodejs", "-a", "-e", "-a", `console.log("hi from Nanos!")`, "-o", disk, "--cache-dir", filepath.Join(dir, "cache"))
+	sum := runBuildCLI(t, ref, "--entry", "node", "-a", "-e", "-a", `console.log("hi from Nanos!")`, "-o", disk, "--cache-dir", filepath.Join(dir, "cache"))
 	t.Logf("built %s: %d files, %d plan bytes, fetched %d bytes in %d requests, %.1fs", disk, sum.Files, sum.PlanBytes, sum.FetchedBytes, sum.Requests, sum.Seconds)
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

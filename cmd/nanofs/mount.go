@@ -143,12 +143,7 @@ func prefetchEntrypoint(ctx context.Context, g *globals, img *lazy.Image) {
 		g.logf("prefetch: %v", err)
 		return
 	}
-	var files []string
-	for _, e := range plan.Entries {
-		if e.Kind == resolve.KindFile {
-			files = append(files, strings.TrimPrefix(e.Path, "/"))
-		}
-	}
+	files := plan.ImageFiles()
 	if err := img.Prefetch(ctx, files); err != nil && ctx.Err() == nil {
 		g.logf("prefetch: %v", err)
 		return

@@ -53,7 +53,11 @@ func newRunCmd(g *globals) *cobra.Command {
 		Long: `Boot DISK, a Nanos disk image, with QEMU. Given an IMAGE instead (anything
 "nanofs build" takes: registry reference, OCI layout, docker-save tarball), run
 first builds a disk from it into a temporary file, with the same flags as
-build and ARGS after -- as the program's arguments.
+build and ARGS after -- as the program's arguments. An argument that names a
+local file or directory by a relative path (hi.js, src/main.py) is copied
+into the image at that path under the program's working directory, where the
+program will look for it (--no-auto-add turns this off); --add copies
+anything else. --config reads an ops config.json, RunConfig included.
 
 The VM runs with QEMU: KVM when /dev/kvm is usable, otherwise
 TCG emulation (much slower; a one-line notice says so). The disk is attached
@@ -68,7 +72,10 @@ boot) are discarded unless --persist. A disk built without bootloader is
 booted directly with the kernel (--kernel, NANOFS_KERNEL, or the cache) on
 QEMU's microvm machine. --vmm firecracker boots with Firecracker instead
 (needs KVM; no port forwarding; the exit code is not reported).`,
-		Example: `  nanofs run node:16.3.0 --entry node -- -e 'console.log("hi")'
+		Example: `  nanofs run node:16.3.0 --entry node -- hi.js          # hi.js from this directory
+  nanofs run node:16.3.0 --entry node -- -e 'console.log("hi")'
+  nanofs run node:16.3.0 --entry node --add lib:/srv/lib --workdir /srv -- main.js
+  nanofs run node:16.3.0 --config config.json             # an ops config
   nanofs run app.img
   nanofs run web.img -p 8080:80
   nanofs run app.img --memory 512M --cpus 2 --accel tcg`,
@@ -95,6 +102,10 @@ func runRun(ctx context.Context, cmd *cobra.Command, g *globals, args []string, 
 	if dash := cmd.ArgsLenAtDash(); dash < 0 && len(rest) > 0 {
 		return fmt.Errorf("unexpected arguments %q (program arguments go after --)", rest)
 	}
+	if err := o.build.loadConfig(g); err != nil {
+		return err
+	}
+	o.applyConfig(cmd.Flags().Changed)
 	mem, err := vm.ParseMemory(o.memory)
 	if err != nil {
 		return err
@@ -144,6 +155,27 @@ func runRun(ctx context.Context, cmd *cobra.Command, g *globals, args []string, 
 		return exitError{code: code}
 	}
 	return nil
+}
+
+// applyConfig takes the --config file's RunConfig (and Kernel) where no
+// flag says otherwise; changed reports the flags given.
+func (o *runOptions) applyConfig(changed func(flag string) bool) {
+	c := o.build.opsCfg
+	if c == nil {
+		return
+	}
+	if c.Memory != "" && !changed("memory") {
+		o.memory = c.Memory
+	}
+	if c.CPUs > 0 && !changed("cpus") {
+		o.cpus = c.CPUs
+	}
+	if len(o.ports) == 0 {
+		o.ports = c.Ports
+	}
+	if o.kernel == "" {
+		o.kernel = o.build.kernel
+	}
 }
 
 // buildForRun builds IMAGE into a temporary disk that is removed after the

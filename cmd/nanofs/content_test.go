@@ -1,0 +1,459 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nanofs/nanofs/internal/testimage"
+	"github.com/nanofs/nanofs/lazy/hostfs"
+	"github.com/nanofs/nanofs/tfs"
+)
+
+// writeTree writes files (name -> content; "->T" makes a link to T, a
+// name ending in "/" a directory) under dir.
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		switch {
+		case strings.HasSuffix(name, "/"):
+			require.NoError(t, os.MkdirAll(p, 0o755))
+		case strings.HasPrefix(content, "->"):
+			require.NoError(t, os.Symlink(content[2:], p))
+		default:
+			require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+		}
+	}
+}
+
+func TestParseAdd(t *testing.T) {
+	cwd := t.TempDir()
+	writeTree(t, cwd, map[string]string{"hi.js": "x", "sub/a.txt": "a", "dir/": "", "odd:name": "colon"})
+	outside := t.TempDir()
+	writeTree(t, outside, map[string]string{"o.txt": "o"})
+	for _, tc := range []struct {
+		spec, src, dst, wantErr string
+	}{
+		{spec: "hi.js", src: "hi.js", dst: "/hi.js"},
+		{spec: "./hi.js", src: "hi.js", dst: "/hi.js"},
+		{spec: "sub/a.txt", src: "sub/a.txt", dst: "/sub/a.txt"},
+		{spec: "dir", src: "dir", dst: "/dir"},
+		{spec: filepath.Join(cwd, "sub"), src: "sub", dst: "/sub"},
+		{spec: "hi.js:/app/x.js", src: "hi.js", dst: "/app/x.js"},
+		{spec: "hi.js:/app/", src: "hi.js", dst: "/app/hi.js"},
+		{spec: "dir:/", src: "dir", dst: "/dir"},
+		{spec: ".:/app", src: ".", dst: "/app"},
+		{spec: filepath.Join(outside, "o.txt") + ":/etc/o.txt", dst: "/etc/o.txt"},
+		{spec: "odd:name", src: "odd:name", dst: "/odd:name"},
+		{spec: "odd:name:/x", src: "odd:name", dst: "/x"},
+		{spec: filepath.Join(outside, "o.txt"), wantErr: "is outside the working directory"},
+		{spec: "../x", wantErr: "no such file"},
+		{spec: ".", wantErr: "whole working directory"},
+		{spec: "missing.js", wantErr: "no such file"},
+		{spec: "hi.js:app/x.js", wantErr: "must be an absolute path in the image"},
+		{spec: "hi.js:/a/../b", wantErr: `may not hold ".."`},
+		{spec: ":/x", wantErr: "no SRC"},
+	} {
+		t.Run(tc.spec, func(t *testing.T) {
+			a, _, err := parseAdd(tc.spec, cwd)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.dst, a.Dst)
+			if tc.src != "" {
+				assert.Equal(t, filepath.Join(cwd, tc.src), a.Src)
+			}
+		})
+	}
+}
+
+func TestAutoAdd(t *testing.T) {
+	parent := t.TempDir()
+	cwd := filepath.Join(parent, "work")
+	writeTree(t, parent, map[string]string{
+		"up.js":             "up",
+		"work/hi.js":        "hi",
+		"work/src/main.py":  "main",
+		"work/app.js":       "local app.js",
+		"work/-e":           "a file named like an option",
+		"work/data/":        "",
+		"work/through/../x": "",
+	})
+	img := fstest.MapFS{
+		"app/app.js": {Data: []byte("the image's app.js")},
+		"usr/bin/x":  {Data: []byte("x")},
+	}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		workdir string
+		want    map[string]string // dst -> src relative to cwd
+		note    string            // a -v line
+	}{
+		{name: "file", args: []string{"hi.js"}, workdir: "/app", want: map[string]string{"/app/hi.js": "hi.js"}},
+		{name: "dot slash", args: []string{"./hi.js"}, workdir: "/", want: map[string]string{"/hi.js": "hi.js"}},
+		{name: "nested path", args: []string{"src/main.py"}, workdir: "/srv", want: map[string]string{"/srv/src/main.py": "src/main.py"}},
+		{name: "directory", args: []string{"data"}, workdir: "/app", want: map[string]string{"/app/data": "data"}},
+		{name: "options and their values are arguments too", args: []string{"--require", "hi.js", "-e", "1"}, workdir: "/app",
+			want: map[string]string{"/app/hi.js": "hi.js"}},
+		{name: "not local", args: []string{"server.js", "8080", "", "http://x/y"}, workdir: "/app"},
+		{name: "absolute", args: []string{filepath.Join(cwd, "hi.js")}, workdir: "/app"},
+		{name: "dot dot", args: []string{"../up.js"}, workdir: "/app", note: "leads out of the working directory"},
+		{name: "dot dot inside", args: []string{"src/../hi.js"}, workdir: "/app", note: "leads out of the working directory"},
+		{name: "the working directory", args: []string{"."}, workdir: "/app", note: "whole working directory"},
+		{name: "already in the image", args: []string{"app.js"}, workdir: "/app", note: "the image already has /app/app.js"},
+		{name: "in the image elsewhere is no reason", args: []string{"app.js"}, workdir: "/srv", want: map[string]string{"/srv/app.js": "app.js"}},
+		{name: "named twice", args: []string{"hi.js", "hi.js"}, workdir: "/", want: map[string]string{"/hi.js": "hi.js"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			g := &globals{verbose: true, stdout: &bytes.Buffer{}, stderr: &stderr}
+			adds, names := autoAdd(g, img, tc.args, tc.workdir, cwd)
+			got := map[string]string{}
+			for i, a := range adds {
+				rel, err := filepath.Rel(cwd, a.Src)
+				require.NoError(t, err)
+				got[a.Dst] = rel
+				assert.Equal(t, filepath.Clean(names[i]), rel)
+			}
+			if tc.want == nil {
+				tc.want = map[string]string{}
+			}
+			assert.Equal(t, tc.want, got)
+			assert.Contains(t, stderr.String(), tc.note)
+		})
+	}
+}
+
+func TestConfigAdds(t *testing.T) {
+	cwd := t.TempDir()
+	writeTree(t, cwd, map[string]string{"ex.js": "ex", "myapp/static/index.html": "i", "myapp/static/css/a.css": "a"})
+	confDir := t.TempDir()
+	writeTree(t, confDir, map[string]string{
+		"certs/a.pem": "a", "certs/b.pem": "b", "certs/readme": "r", "certs/sub/c.pem": "c", "certs/l.pem": "->a.pem",
+	})
+	abs := t.TempDir()
+	writeTree(t, abs, map[string]string{"lib/x.so": "x"})
+	c := &opsConfig{
+		Files:   []string{"ex.js"},
+		Dirs:    []string{"myapp/static"},
+		MapDirs: map[string]string{"certs/*.pem": "/usr/lib/ssl/certs", filepath.Join(abs, "lib/*"): "/opt/lib"},
+	}
+	adds, _, err := configAdds(c, cwd, confDir)
+	require.NoError(t, err)
+	got := map[string]hostfs.Add{}
+	for _, a := range adds {
+		got[a.Dst] = a
+	}
+	assert.Equal(t, hostfs.Add{Src: filepath.Join(cwd, "ex.js"), Dst: "/ex.js"}, got["/ex.js"])
+	assert.Equal(t, hostfs.Add{Src: filepath.Join(cwd, "myapp/static"), Dst: "/myapp/static"}, got["/myapp/static"])
+	for _, dst := range []string{"/usr/lib/ssl/certs/a.pem", "/usr/lib/ssl/certs/b.pem", "/usr/lib/ssl/certs/sub/c.pem", "/usr/lib/ssl/certs/l.pem", "/opt/lib/x.so"} {
+		if assert.Contains(t, got, dst) {
+			assert.True(t, got[dst].Shallow, "%s: MapDirs entries come one by one, links as links", dst)
+		}
+	}
+	assert.NotContains(t, got, "/usr/lib/ssl/certs/readme")
+	assert.NotContains(t, got, "/usr/lib/ssl/certs/sub", "a directory whose name does not match is not made")
+
+	_, _, err = configAdds(&opsConfig{Files: []string{"missing.js"}}, cwd, confDir)
+	assert.ErrorIs(t, err, fs.ErrNotExist)
+	_, _, err = configAdds(&opsConfig{Files: []string{"../x"}}, cwd, confDir)
+	assert.Error(t, err)
+}
+
+func TestAddedIncludes(t *testing.T) {
+	host := t.TempDir()
+	writeTree(t, host, map[string]string{
+		"new/a.txt": "a", "new/l": "->a.txt", "etc/app.conf": "c", "etc/deep/x": "x", "etc/gone": "->/nowhere",
+		"w[e]ird*?.txt": "w",
+	})
+	img := fstest.MapFS{"etc/passwd": {Data: []byte("root")}, "etc/deep": {Mode: fs.ModeDir | 0o755}}
+	layer, err := hostfs.New(img, []hostfs.Add{
+		{Src: filepath.Join(host, "new"), Dst: "/opt/new"},
+		{Src: filepath.Join(host, "etc"), Dst: "/etc"},
+		{Src: filepath.Join(host, "w[e]ird*?.txt"), Dst: "/etc/w[e]ird*?.txt"},
+	})
+	require.NoError(t, err)
+	patterns, dangling := addedIncludes(layer)
+	assert.Equal(t, []string{"/etc/app.conf", "/etc/deep/x", `/etc/w\[e]ird\*\?.txt`, "/opt"}, patterns,
+		"whole directories the image lacks; one by one in directories merged into the image's")
+	assert.Equal(t, []string{"/etc/gone"}, dangling)
+}
+
+// fixturesRef pushes the fixtures image to an in-process registry.
+func fixturesRef(t *testing.T) string {
+	t.Helper()
+	reg := testimage.StartInProcessRegistry(t)
+	return reg.Push(t, "add/fixtures", testimage.FixturesSpec(t).Image(t, testimage.EStargz)).String()
+}
+
+// buildCLI runs `nanofs build --json` in-process; it returns the summary,
+// or the error output when the build fails.
+func buildCLI(t *testing.T, args ...string) (buildSummary, string, int) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), append([]string{"build", "--json"}, args...), &stdout, &stderr)
+	var sum buildSummary
+	if code == 0 {
+		require.NoError(t, json.Unmarshal(stdout.Bytes(), &sum), stdout.String())
+	}
+	return sum, stderr.String(), code
+}
+
+// TestBuildAdd builds disks with local files added to the fixtures image
+// and reads them back with the TFS reader.
+func TestBuildAdd(t *testing.T) {
+	fx := testimage.CFixtures(t)
+	ref := fixturesRef(t)
+	cache := t.TempDir()
+	work := t.TempDir()
+	outside := t.TempDir()
+	writeTree(t, outside, map[string]string{"secret": "host secret"})
+	writeTree(t, work, map[string]string{
+		"hi.txt":                "hi there\n",
+		"site/index.html":       "<p>hi</p>\n",
+		"site/css/main.css":     "p{}\n",
+		"site/link-rel":         "->index.html",
+		"site/link-image":       "->/etc/nanofs-fixtures-release",
+		"site/link-out":         "->" + filepath.Join(outside, "secret"),
+		"conf/extra.conf":       "x=1\n",
+		"release":               "NAME=local\n",
+		"opt/extra/hello.txt/x": "under a file of the image",
+	})
+	require.NoError(t, os.Chmod(filepath.Join(work, "hi.txt"), 0o751))
+	t.Chdir(work)
+	build := func(t *testing.T, args ...string) (*tfs.FS, buildSummary, string) {
+		t.Helper()
+		disk := filepath.Join(t.TempDir(), "d.img")
+		sum, stderr, code := buildCLI(t, append([]string{ref, "--entry", fx.Dynamic, "--no-bootloader", "--cache-dir", cache, "-o", disk}, args...)...)
+		require.Equal(t, 0, code, stderr)
+		return openDisk(t, disk), sum, stderr
+	}
+
+	t.Run("files, directories, links and modes", func(t *testing.T) {
+		disk, sum, _ := build(t, "--add", "hi.txt", "--add", "site:/srv/www", "--add", "conf:/etc")
+		for name, want := range map[string]string{
+			"hi.txt": "hi there\n", "srv/www/index.html": "<p>hi</p>\n", "srv/www/css/main.css": "p{}\n",
+			"etc/extra.conf": "x=1\n", "etc/nanofs-fixtures-release": "NAME=nanofs fixtures\nLAYER=2\n",
+		} {
+			got, err := fs.ReadFile(disk, name)
+			if assert.NoError(t, err, name) {
+				assert.Equal(t, want, string(got), name)
+			}
+		}
+		// TFS keeps no modes, the plan does (an ops package needs them).
+		o := &buildOptions{entry: fx.Dynamic, adds: []string{"hi.txt"}}
+		o.images.cacheDir = cache
+		g := &globals{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+		in, err := prepareBuild(context.Background(), g, ref, o)
+		require.NoError(t, err)
+		defer in.img.Close()
+		e, ok := in.plan.Lookup("/hi.txt")
+		require.True(t, ok)
+		assert.Equal(t, fs.FileMode(0o751), e.Mode)
+		assert.Equal(t, "added from "+filepath.Join(work, "hi.txt"), e.Reason)
+		for name, target := range map[string]string{
+			"srv/www/link-rel": "index.html", "srv/www/link-image": "/etc/nanofs-fixtures-release",
+			"srv/www/link-out": filepath.Join(outside, "secret"),
+		} {
+			got, err := fs.ReadLink(disk, name)
+			if assert.NoError(t, err, name) {
+				assert.Equal(t, target, got, "%s is kept as a link", name)
+			}
+		}
+		require.Len(t, sum.Added, 3)
+		assert.Equal(t, addSource{Src: "site", Path: "/srv/www", From: "--add", Files: 5, Bytes: 14}, sum.Added[1])
+	})
+
+	t.Run("collision", func(t *testing.T) {
+		disk := filepath.Join(t.TempDir(), "d.img")
+		_, stderr, code := buildCLI(t, ref, "--entry", fx.Dynamic, "--no-bootloader", "--cache-dir", cache, "-o", disk,
+			"--add", "release:/etc/nanofs-fixtures-release")
+		assert.Equal(t, 1, code)
+		assert.Contains(t, stderr, "/etc/nanofs-fixtures-release: the image has a file there, which the file added from "+filepath.Join(work, "release")+" would replace (--overwrite replaces it)")
+		_, err := os.Stat(disk)
+		assert.ErrorIs(t, err, fs.ErrNotExist, "nothing written")
+
+		_, stderr, code = buildCLI(t, ref, "--entry", fx.Dynamic, "--no-bootloader", "--cache-dir", cache, "-o", disk,
+			"--add", "opt:/opt")
+		assert.Equal(t, 1, code)
+		assert.Contains(t, stderr, "/opt/extra/hello.txt: the image has a file there, which the directory added from")
+
+		d, _, stderr := build(t, "--overwrite", "--add", "release:/etc/nanofs-fixtures-release", "--add", "opt:/opt")
+		got, err := fs.ReadFile(d, "etc/nanofs-fixtures-release")
+		require.NoError(t, err)
+		assert.Equal(t, "NAME=local\n", string(got))
+		got, err = fs.ReadFile(d, "opt/extra/hello.txt/x")
+		require.NoError(t, err)
+		assert.Equal(t, "under a file of the image", string(got))
+		assert.Contains(t, stderr, "replaced /etc/nanofs-fixtures-release of the image with release (--overwrite)")
+	})
+
+	t.Run("arguments naming local files", func(t *testing.T) {
+		disk, sum, stderr := build(t, "-a", "hi.txt", "-a", "-o", "-a", "release", "--workdir", "/work")
+		assert.Contains(t, stderr, "added hi.txt (9 B) from the working directory")
+		assert.Contains(t, stderr, "added release (11 B) from the working directory")
+		for _, name := range []string{"work/hi.txt", "work/release"} {
+			_, err := fs.Stat(disk, name)
+			assert.NoError(t, err, name)
+		}
+		assert.Equal(t, tfs.String("/work"), disk.Manifest()["cwd"])
+		assert.Len(t, sum.Added, 2)
+
+		disk, sum, _ = build(t, "-a", "hi.txt", "--no-auto-add")
+		_, err := fs.Stat(disk, "hi.txt")
+		assert.ErrorIs(t, err, fs.ErrNotExist)
+		assert.Empty(t, sum.Added)
+
+		// A flag value that names a local file is not an argument of the
+		// program: nothing is added for --include or -o.
+		disk, sum, _ = build(t, "--include", "/opt/extra/hello.txt")
+		assert.Empty(t, sum.Added)
+		_, err = fs.Stat(disk, "hi.txt")
+		assert.ErrorIs(t, err, fs.ErrNotExist)
+	})
+
+	t.Run("deterministic, and different adds give different disks", func(t *testing.T) {
+		dir := t.TempDir()
+		once := func(name string, args ...string) []byte {
+			out := filepath.Join(dir, name)
+			_, stderr, code := buildCLI(t, append([]string{ref, "--entry", fx.Dynamic, "--no-bootloader", "--cache-dir", cache, "-o", out}, args...)...)
+			require.Equal(t, 0, code, stderr)
+			b, err := os.ReadFile(out)
+			require.NoError(t, err)
+			return b
+		}
+		a := once("a.img", "--add", "site:/srv")
+		b := once("b.img", "--add", "site:/srv")
+		assert.True(t, bytes.Equal(a, b), "the same adds give the same bytes")
+		c := once("c.img", "--add", "site:/srv2")
+		require.NoError(t, os.WriteFile(filepath.Join(work, "site/index.html"), []byte("<p>ho</p>\n"), 0o644))
+		d := once("d.img", "--add", "site:/srv")
+		assert.NotEqual(t, uuidOf(t, a), uuidOf(t, c), "another destination, another UUID")
+		assert.NotEqual(t, uuidOf(t, a), uuidOf(t, d), "other contents of the same size, another UUID")
+		e := once("e.img", "--add", "site:/srv", "--workdir", "/srv")
+		assert.NotEqual(t, uuidOf(t, d), uuidOf(t, e), "another working directory, another UUID")
+	})
+
+	t.Run("added program resolved from the image", func(t *testing.T) {
+		// A copy of the dynamic fixture, added under another name and run
+		// as the entry: its loader and libraries come from the image.
+		body, err := os.ReadFile(fx.HostPath(fx.Dynamic))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(work, "myprog"), body, 0o755))
+		disk := filepath.Join(t.TempDir(), "d.img")
+		sum, stderr, code := buildCLI(t, ref, "--entry", "/opt/myprog", "--add", "myprog:/opt/myprog", "--no-bootloader", "--cache-dir", cache, "-o", disk)
+		require.Equal(t, 0, code, stderr)
+		assert.Equal(t, "/opt/myprog", sum.Program)
+		d := openDisk(t, disk)
+		for _, lib := range fx.Expected[fx.Dynamic] {
+			_, err := fs.Stat(d, strings.TrimPrefix(lib, "/"))
+			assert.NoError(t, err, "myprog needs %s (ldd)", lib)
+		}
+	})
+}
+
+// uuidOf reads the root filesystem's UUID of a direct-boot disk.
+func uuidOf(t *testing.T, disk []byte) [16]byte {
+	t.Helper()
+	fsys, err := tfs.Open(bytes.NewReader(disk), int64(len(disk)))
+	require.NoError(t, err)
+	return fsys.UUID()
+}
+
+// TestBuildAddLargeFile adds a 64 MiB sparse file: it is streamed into the
+// disk, so what the build allocates does not grow with it.
+func TestBuildAddLargeFile(t *testing.T) {
+	fx := testimage.CFixtures(t)
+	ref := fixturesRef(t)
+	cache := t.TempDir()
+	work := t.TempDir()
+	t.Chdir(work)
+	small := filepath.Join(work, "small.bin")
+	require.NoError(t, os.WriteFile(small, []byte("small"), 0o644))
+	big := filepath.Join(work, "big.bin")
+	f, err := os.Create(big)
+	require.NoError(t, err)
+	const size = 64 << 20
+	require.NoError(t, f.Truncate(size))
+	_, err = f.WriteAt([]byte("the end"), size-7)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	allocated := func(file string) uint64 {
+		out := filepath.Join(t.TempDir(), "d.img")
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, stderr, code := buildCLI(t, ref, "--entry", fx.Dynamic, "--no-bootloader", "--cache-dir", cache, "-o", out, "--add", file+":/data/file.bin")
+		runtime.ReadMemStats(&after)
+		require.Equal(t, 0, code, stderr)
+		d := openDisk(t, out)
+		st, err := fs.Stat(d, "data/file.bin")
+		require.NoError(t, err)
+		if file == big {
+			assert.Equal(t, int64(size), st.Size())
+			fl, err := d.Open("data/file.bin")
+			require.NoError(t, err)
+			tail := make([]byte, 7)
+			_, err = fl.(interface {
+				ReadAt([]byte, int64) (int, error)
+			}).ReadAt(tail, size-7)
+			require.NoError(t, err)
+			assert.Equal(t, "the end", string(tail))
+			fl.Close()
+		}
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	allocated(small) // warm the cache
+	base := allocated(small)
+	withBig := allocated(big)
+	t.Logf("allocated: %d bytes building with a 5-byte file, %d with a 64 MiB one", base, withBig)
+	assert.Less(t, withBig, base+16<<20, "a 64 MiB file must not be held in memory")
+}
+
+// FuzzParseAdd: any --add value gives an error or an absolute, clean
+// destination without "..", from a source that exists.
+func FuzzParseAdd(f *testing.F) {
+	cwd := f.TempDir()
+	for _, name := range []string{"hi.js", "a:b", "dir/x"} {
+		p := filepath.Join(cwd, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			f.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			f.Fatal(err)
+		}
+	}
+	for _, s := range []string{"hi.js", "hi.js:/app/", "a:b", "a:b:/x", "dir:/opt/d", "../x", ":/", "dir/x:/a/../b", "/etc/passwd:/p"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		a, _, err := parseAdd(spec, cwd)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(a.Dst, "/") || filepath.ToSlash(filepath.Clean(a.Dst)) != a.Dst || slices.Contains(strings.Split(a.Dst, "/"), "..") {
+			t.Fatalf("%q: destination %q", spec, a.Dst)
+		}
+		if _, err := os.Stat(a.Src); err != nil {
+			t.Fatalf("%q: source %q: %v", spec, a.Src, err)
+		}
+	})
+}
