@@ -145,8 +145,8 @@ func TestMacroBench(t *testing.T) {
 			t.Skipf("the macro benchmark needs %s (iproute2, fuse3)", tool)
 		}
 	}
-	if _, err := os.Stat(DockerRegistryBinary); err != nil {
-		t.Skipf("%s not found: install the docker-registry package", DockerRegistryBinary)
+	if _, err := os.Stat(testimage.DockerRegistryBinary); err != nil {
+		t.Skipf("%s not found: install the docker-registry package", testimage.DockerRegistryBinary)
 	}
 	h := newHarness(t, loadConfig(t))
 	h.run()

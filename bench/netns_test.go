@@ -3,14 +3,18 @@ package bench
 import (
 	"context"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/nanofs/nanofs/internal/testimage"
 )
 
 func needNetAdmin(t *testing.T) {
@@ -87,4 +91,25 @@ func TestRemoveStaleLinks(t *testing.T) {
 	names := netnsNames(t)
 	assert.NotContains(t, names, dead)
 	assert.Contains(t, names, live)
+}
+
+// TestRegistryInNamespace: the benchmark's registry serves inside the
+// namespace and answers from the host through the veth.
+func TestRegistryInNamespace(t *testing.T) {
+	needNetAdmin(t)
+	if _, err := os.Stat(testimage.DockerRegistryBinary); err != nil {
+		t.Skipf("%s not found: install the docker-registry package (apt-get install docker-registry)", testimage.DockerRegistryBinary)
+	}
+	ctx := context.Background()
+	l, err := NewLink(ctx)
+	require.NoError(t, err)
+	defer l.Close()
+	dir := t.TempDir()
+	r, err := StartRegistry(ctx, l, filepath.Join(dir, "storage"), dir)
+	require.NoError(t, err)
+	defer r.Stop()
+	resp, err := http.Get("http://" + r.Host + "/v2/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
 }

@@ -12,36 +12,13 @@ import (
 	"sync"
 	"syscall"
 	"time"
-)
 
-// DockerRegistryBinary is Debian's build of the CNCF distribution registry
-// (package docker-registry).
-const DockerRegistryBinary = "/usr/bin/docker-registry"
+	"github.com/nanofs/nanofs/internal/testimage"
+)
 
 // registryPort is where the registry listens inside the namespace; the
 // namespace is the benchmark's own, so the port is always free.
 const registryPort = "5000"
-
-// registryConfig serves plain HTTP on the namespace's address from a
-// filesystem store that outlives the run (the workload cache), with the
-// logs quiet and nothing purged behind the benchmark's back.
-const registryConfig = `version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: %s
-  secret: nanofs-bench
-`
 
 // Registry is a docker-registry process serving inside a Link's namespace.
 type Registry struct {
@@ -55,21 +32,21 @@ type Registry struct {
 // StartRegistry runs docker-registry inside l's namespace with its storage
 // in storageDir (created if needed) and waits until it answers /v2/.
 func StartRegistry(ctx context.Context, l *Link, storageDir, workDir string) (*Registry, error) {
-	if _, err := os.Stat(DockerRegistryBinary); err != nil {
-		return nil, fmt.Errorf("%s not found: install the docker-registry package", DockerRegistryBinary)
+	if _, err := os.Stat(testimage.DockerRegistryBinary); err != nil {
+		return nil, fmt.Errorf("%s not found: install the docker-registry package", testimage.DockerRegistryBinary)
 	}
 	if err := os.MkdirAll(storageDir, 0o755); err != nil {
 		return nil, err
 	}
 	host := net.JoinHostPort(l.NSIP, registryPort)
 	cfg := filepath.Join(workDir, "registry.yml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, registryConfig, storageDir, host), 0o644); err != nil {
+	if err := os.WriteFile(cfg, testimage.DockerRegistryConfig(storageDir, host), 0o644); err != nil {
 		return nil, err
 	}
 	r := &Registry{Host: host, exited: make(chan struct{}), log: &capped{}}
 	// Not ctx: the registry lives until Stop, whatever the caller's
 	// context; Pdeathsig still ends it with this process.
-	r.cmd = l.Command(context.Background(), DockerRegistryBinary, "serve", cfg)
+	r.cmd = l.Command(context.Background(), testimage.DockerRegistryBinary, "serve", cfg)
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
 	if err := r.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting docker-registry: %w", err)

@@ -68,15 +68,30 @@ func resolve(ctx context.Context, ref string, o *options, store *cas.Store, cfgS
 	case strings.HasPrefix(ref, PrefixDockerArchive):
 		return openTarball(strings.TrimPrefix(ref, PrefixDockerArchive), o)
 	}
-	if fi, err := os.Stat(ref); err == nil {
-		switch {
-		case fi.IsDir() && isLayout(ref):
-			return openLayout(ref, o)
-		case fi.Mode().IsRegular():
-			return openTarball(ref, o)
+	fi, err := os.Stat(ref)
+	switch {
+	case err == nil && fi.IsDir() && isLayout(ref):
+		return openLayout(ref, o)
+	case err == nil && fi.Mode().IsRegular():
+		return openTarball(ref, o)
+	case err == nil && fi.IsDir():
+		return nil, fmt.Errorf("%s is a directory but not an OCI image layout (it has no index.json)", ref)
+	case err != nil && looksLikePath(ref):
+		// Not a registry reference either: say what is missing rather
+		// than which registry could not be reached.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
 		}
+		return nil, fmt.Errorf("image %s: %w", ref, err)
 	}
 	return openRegistry(ctx, ref, o, store, cfgStats)
+}
+
+// looksLikePath tells file paths from registry references, which never
+// start with "/" or ".".
+func looksLikePath(ref string) bool {
+	return strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, ".")
 }
 
 func isLayout(dir string) bool {

@@ -3,6 +3,7 @@ package lazy_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -114,6 +115,16 @@ func TestUnknownImage(t *testing.T) {
 	_, err = lazy.Open(t.Context(), lazy.PrefixDockerArchive+"/does/not/exist.tar", lazy.WithCacheDir(t.TempDir()))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "/does/not/exist.tar")
+
+	// Paths that lead nowhere are said to be missing, not looked up as
+	// registries.
+	for _, ref := range []string{"./missing-layout", "/does/not/exist", "../x.tar"} {
+		_, err = lazy.Open(t.Context(), ref, lazy.WithCacheDir(t.TempDir()))
+		require.ErrorIs(t, err, fs.ErrNotExist, ref)
+		assert.Equal(t, "image "+ref+": no such file or directory", err.Error())
+	}
+	_, err = lazy.Open(t.Context(), t.TempDir(), lazy.WithCacheDir(t.TempDir()))
+	assert.ErrorContains(t, err, "not an OCI image layout (it has no index.json)")
 }
 
 // authRegistry wraps a registry handler with HTTP basic auth and records

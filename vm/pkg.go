@@ -63,6 +63,15 @@ type PackageInfo struct {
 // no path separators, and a "_" before the version.
 var packageNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*_[A-Za-z0-9._+-]+$`)
 
+// CheckPackageName accepts what ops takes for a local package directory:
+// NAME_VERSION, no path separators.
+func CheckPackageName(name string) error {
+	if !packageNameRE.MatchString(name) {
+		return fmt.Errorf("package name %q: want NAME_VERSION (letters, digits, '.', '-', '+'; ops splits at the last '_')", name)
+	}
+	return nil
+}
+
 // NewPackage makes the package for a manifest (ManifestFromPlan, or one
 // changed since): the program at its path inside sysroot (ops's absolute
 // Program form, so that libraries found through $ORIGIN and files next to
@@ -73,8 +82,8 @@ func NewPackage(m Manifest, name, arch string) (*Package, error) {
 	if !path.IsAbs(m.Program) {
 		return nil, fmt.Errorf("program %q: want an absolute path", m.Program)
 	}
-	if !packageNameRE.MatchString(name) {
-		return nil, fmt.Errorf("package name %q: want NAME_VERSION (letters, digits, '.', '-', '+'; ops splits at the last '_')", name)
+	if err := CheckPackageName(name); err != nil {
+		return nil, err
 	}
 	if arch != "amd64" && arch != "arm64" {
 		return nil, fmt.Errorf("architecture %q: ops packages exist for amd64 and arm64", arch)
@@ -319,18 +328,22 @@ func copyEntry(sink packageSink, name string, fsys fs.FS, e resolve.Entry) error
 	return sink.file(name, e.Mode, e.Size, rc)
 }
 
-// hostSafeTarget makes an absolute link target relative to the link's
-// directory. ops reads sysroot on the host and drops links that do not
-// resolve there; an absolute target would be looked up in the host's root
-// (and could pick up the host's own libraries). Plan paths are canonical,
-// so the relative form names the same file inside the unikernel too.
+// hostSafeTarget rewrites a link's target relative to the link's
+// directory, resolved as the unikernel resolves it: inside the image root,
+// where ".." stops at "/". ops reads sysroot on the host and drops links
+// that do not resolve there; an absolute target, or a relative one with
+// more ".." than the link is deep, would be looked up outside sysroot (and
+// could pick up the host's own files). Plan paths are canonical, so the
+// rewritten target names the same file inside the unikernel too.
 func hostSafeTarget(link, target string) string {
-	if !path.IsAbs(target) {
-		return target
+	dir := path.Dir(link)
+	resolved := path.Clean(target)
+	if !path.IsAbs(resolved) {
+		resolved = path.Join(dir, target) // Join cleans: ".." stops at the root
 	}
-	rel, err := filepath.Rel(path.Dir(link), path.Clean(target))
+	rel, err := filepath.Rel(dir, resolved)
 	if err != nil {
-		return target
+		return "."
 	}
 	return filepath.ToSlash(rel)
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -30,6 +31,9 @@ func TestHostSafeTarget(t *testing.T) {
 		{"/etc/alternatives/node", "/usr/bin/nodejs", "../../usr/bin/nodejs"},
 		{"/a", "/", "."},
 		{"/x/y", "/x/../../../etc/passwd", "../etc/passwd"}, // clamped at the root, as in the image
+		{"/x/y", "../../../../etc/passwd", "../etc/passwd"}, // relative escapes stop at the root too
+		{"/usr/lib/libz.so", "libz.so.1", "libz.so.1"},
+		{"/usr/lib/a", "../share/x", "../share/x"},
 	} {
 		assert.Equal(t, tc.want, hostSafeTarget(tc.link, tc.target), "%s -> %s", tc.link, tc.target)
 	}
@@ -79,7 +83,7 @@ func fixturePlan(t *testing.T) (fs.FS, *resolve.Plan) {
 // sysroot on the host.
 func TestPackageArchive(t *testing.T) {
 	if _, err := exec.LookPath("tar"); err != nil {
-		t.Skip("needs GNU tar")
+		t.Skip("needs GNU tar (apt-get install tar)")
 	}
 	fsys, plan := fixturePlan(t)
 	p, err := NewPackage(ManifestFromPlan(plan), "fixture_1.0", "amd64")
@@ -271,4 +275,29 @@ func TestPackageFailureLeavesNothing(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Join(home, "local_packages", "amd64"))
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "no temporary package directory")
+}
+
+// TestPackageHostileLinks: links that climb out of the image root (which
+// the unikernel stops at "/") must not climb out of sysroot on the host,
+// where ops follows them.
+func TestPackageHostileLinks(t *testing.T) {
+	plan := &resolve.Plan{Program: "/bin/app", Entries: []resolve.Entry{
+		{Path: "/", Kind: resolve.KindDir, Mode: 0o755},
+		{Path: "/etc", Kind: resolve.KindDir, Mode: 0o755},
+		{Path: "/etc/abs", Kind: resolve.KindSymlink, Target: "/etc/shadow"},
+		{Path: "/etc/climb", Kind: resolve.KindSymlink, Target: "../../../../../../etc/shadow"},
+		{Path: "/etc/dots", Kind: resolve.KindSymlink, Target: "./../.././../etc/./shadow"},
+	}}
+	p, err := NewPackage(Manifest{Program: "/bin/app"}, "hostile_1", "amd64")
+	require.NoError(t, err)
+	info, err := p.Install(context.Background(), t.TempDir(), fstest.MapFS{}, plan)
+	require.NoError(t, err)
+	sysroot := filepath.Join(info.Path, "sysroot")
+	for _, name := range []string{"abs", "climb", "dots"} {
+		link := filepath.Join(sysroot, "etc", name)
+		target, err := os.Readlink(link)
+		require.NoError(t, err)
+		lands := filepath.Clean(filepath.Join(filepath.Dir(link), target))
+		assert.Equal(t, filepath.Join(sysroot, "etc", "shadow"), lands, "%s -> %s", name, target)
+	}
 }

@@ -96,16 +96,18 @@ func runPkg(ctx context.Context, g *globals, ref string, o *pkgOptions, install 
 		}
 		opsHome = h
 	}
+	pkgName := o.name
+	if pkgName == "" {
+		pkgName = defaultPackageName(ref)
+	}
+	if err := vm.CheckPackageName(pkgName); err != nil {
+		return err
+	}
 	in, err := prepareBuild(ctx, g, ref, &o.build)
 	if err != nil {
 		return err
 	}
 	defer in.img.Close()
-
-	pkgName := o.name
-	if pkgName == "" {
-		pkgName = defaultPackageName(ref)
-	}
 	arch := in.img.ConfigFile().Architecture
 	if len(in.klibs) > 0 {
 		g.logf("warning: a package cannot carry klibs (%s): give them to ops (Klibs in its config)", strings.Join(in.klibs, ", "))

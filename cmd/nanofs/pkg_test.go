@@ -210,3 +210,29 @@ func opsEnv(home string) []string {
 
 // The release version ops is made to believe is installed.
 const opsReleaseVersion = "0.1.99"
+
+// TestPkgCorruptBlob: a registry that serves corrupted bytes makes pkg
+// fail with a digest error, and the package installed before stays whole.
+func TestPkgCorruptBlob(t *testing.T) {
+	reg := testimage.StartInProcessRegistry(t)
+	reg.Push(t, "pkg/corrupt:1", testimage.DistrolessSpec(t).Image(t, testimage.Gzip))
+	c := testimage.StartCounter(t, reg.Host)
+	dir := t.TempDir()
+	home := filepath.Join(dir, "ops")
+	sum := runPkgCLI(t, c.Ref("pkg/corrupt:1"), "--ops-home", home, "--cache-dir", filepath.Join(dir, "cache1"))
+	before, err := testimage.TreeFromFS(os.DirFS(sum.Installed))
+	require.NoError(t, err)
+
+	c.Inject(testimage.Fault{Kind: testimage.CorruptByte, Offset: 100})
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"pkg", c.Ref("pkg/corrupt:1"), "--ops-home", home,
+		"--cache-dir", filepath.Join(dir, "cache2")}, &stdout, &stderr)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr.String(), "digest", "the error says what is wrong")
+	after, err := testimage.TreeFromFS(os.DirFS(sum.Installed))
+	require.NoError(t, err)
+	assert.Empty(t, testimage.DiffTrees(before, after), "the installed package is untouched")
+	entries, err := os.ReadDir(filepath.Dir(sum.Installed))
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "no temporary package left")
+}

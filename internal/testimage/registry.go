@@ -87,8 +87,13 @@ func StartInProcessRegistry(t testing.TB) *Registry {
 	return &Registry{Host: strings.TrimPrefix(srv.URL, "http://"), Kind: "in-process"}
 }
 
-// dockerRegistryConfig is distribution's config: filesystem storage, no
-// auth, plain HTTP on one loopback address, quiet logs.
+// DockerRegistryConfig is a config for Debian's docker-registry
+// (distribution): filesystem storage in storageDir, no auth, plain HTTP on
+// addr, quiet logs, nothing purged behind the caller's back.
+func DockerRegistryConfig(storageDir, addr string) []byte {
+	return fmt.Appendf(nil, dockerRegistryConfig, storageDir, addr)
+}
+
 const dockerRegistryConfig = `version: 0.1
 log:
   level: error
@@ -136,7 +141,7 @@ func startDockerRegistry(t testing.TB, dir string) (*Registry, error) {
 	}
 	storage := filepath.Join(dir, "storage")
 	cfg := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, dockerRegistryConfig, storage, addr), 0o644); err != nil {
+	if err := os.WriteFile(cfg, DockerRegistryConfig(storage, addr), 0o644); err != nil {
 		return nil, err
 	}
 	out := &registryLog{}
