@@ -83,7 +83,7 @@ func resolve(ctx context.Context, ref string, o *options, store *cas.Store, cfgS
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, fmt.Errorf("image %s: %w", ref, err)
+		return nil, fmt.Errorf("%q is not a local OCI layout directory or docker-save tarball, nor an image reference: %w", ref, err)
 	}
 	return openRegistry(ctx, ref, o, store, cfgStats)
 }

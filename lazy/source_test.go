@@ -3,6 +3,7 @@ package lazy_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -121,7 +122,7 @@ func TestUnknownImage(t *testing.T) {
 	for _, ref := range []string{"./missing-layout", "/does/not/exist", "../x.tar"} {
 		_, err = lazy.Open(t.Context(), ref, lazy.WithCacheDir(t.TempDir()))
 		require.ErrorIs(t, err, fs.ErrNotExist, ref)
-		assert.Equal(t, "image "+ref+": no such file or directory", err.Error())
+		assert.Equal(t, fmt.Sprintf("%q is not a local OCI layout directory or docker-save tarball, nor an image reference: no such file or directory", ref), err.Error())
 	}
 	_, err = lazy.Open(t.Context(), t.TempDir(), lazy.WithCacheDir(t.TempDir()))
 	assert.ErrorContains(t, err, "not an OCI image layout (it has no index.json)")
