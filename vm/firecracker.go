@@ -26,7 +26,7 @@ func (l *Launch) firecracker() error {
 	if c.accel == AccelTCG {
 		return errors.New("firecracker runs only on KVM: use --vmm qemu for TCG")
 	}
-	if err := kvmUsable(c.kvmDevice); err != nil {
+	if err := kvmUsable(c.kvmDevice, c.cpuinfo); err != nil {
 		return fmt.Errorf("firecracker needs KVM, but %s is not usable (%w): use --vmm qemu", c.kvmDevice, err)
 	}
 	if len(c.ports) > 0 {

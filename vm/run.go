@@ -142,6 +142,7 @@ type runConfig struct {
 	notice     func(string)
 	binary     string
 	kvmDevice  string
+	cpuinfo    string // where the host CPU's flags are read; "" trusts the device alone
 }
 
 // WithVMM selects the monitor (default QEMU).
@@ -189,8 +190,11 @@ func WithNotice(f func(string)) RunOption { return func(c *runConfig) { c.notice
 // a path).
 func WithBinary(path string) RunOption { return func(c *runConfig) { c.binary = path } }
 
-// withKVMDevice replaces /dev/kvm (tests).
-func withKVMDevice(path string) RunOption { return func(c *runConfig) { c.kvmDevice = path } }
+// withKVMDevice replaces /dev/kvm (tests). The host CPU's flags are then not
+// consulted, so a plain file stands for a working KVM.
+func withKVMDevice(path string) RunOption {
+	return func(c *runConfig) { c.kvmDevice, c.cpuinfo = path, "" }
+}
 
 // DiskLayout tells how a disk boots, from its sector 0.
 type DiskLayout int
@@ -309,7 +313,7 @@ func shellQuote(s string) string {
 // kernel when the disk has no bootloader or Firecracker is asked, picks the
 // accelerator, and builds the command line, without starting anything.
 func NewLaunch(disk string, opts ...RunOption) (*Launch, error) {
-	c := &runConfig{vmm: QEMU, accel: AccelAuto, memoryMiB: 2048, cpus: 1, kvmDevice: "/dev/kvm"}
+	c := &runConfig{vmm: QEMU, accel: AccelAuto, memoryMiB: 2048, cpus: 1, kvmDevice: "/dev/kvm", cpuinfo: "/proc/cpuinfo"}
 	for _, o := range opts {
 		o(c)
 	}
@@ -353,13 +357,35 @@ func NewLaunch(disk string, opts ...RunOption) (*Launch, error) {
 	return l, nil
 }
 
-// kvmUsable reports whether the KVM device can be opened for use.
-func kvmUsable(dev string) error {
+// kvmUsable reports whether KVM can run a guest: the device opens, and the
+// CPU offers hardware virtualization. A VM without nested virtualization
+// (Firecracker, many cloud instances) can still have a /dev/kvm that opens,
+// but a guest started on it hangs or QEMU aborts setting MSRs.
+func kvmUsable(dev, cpuinfo string) error {
 	f, err := os.OpenFile(dev, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
-	return f.Close()
+	f.Close()
+	if cpuinfo == "" {
+		return nil
+	}
+	info, err := os.ReadFile(cpuinfo)
+	if err != nil {
+		return fmt.Errorf("reading the CPU's flags: %w", err)
+	}
+	for _, line := range strings.Split(string(info), "\n") {
+		name, flags, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(name) != "flags" {
+			continue
+		}
+		for _, f := range strings.Fields(flags) {
+			if f == "vmx" || f == "svm" {
+				return nil
+			}
+		}
+	}
+	return errors.New("the CPU offers no hardware virtualization (no vmx or svm flag: a VM without nested virtualization)")
 }
 
 // qemuValue escapes a value inside a QEMU option list, where "," separates
@@ -374,14 +400,14 @@ func (l *Launch) qemu() error {
 	}
 	switch c.accel {
 	case AccelKVM:
-		if err := kvmUsable(c.kvmDevice); err != nil {
+		if err := kvmUsable(c.kvmDevice, c.cpuinfo); err != nil {
 			return fmt.Errorf("--accel kvm: %s is not usable: %w", c.kvmDevice, err)
 		}
 		l.Accel = AccelKVM
 	case AccelTCG:
 		l.Accel = AccelTCG
 	case AccelAuto, "":
-		if err := kvmUsable(c.kvmDevice); err != nil {
+		if err := kvmUsable(c.kvmDevice, c.cpuinfo); err != nil {
 			l.Accel = AccelTCG
 			l.Notice = fmt.Sprintf("KVM is not usable (%v): running under TCG emulation, which is much slower", err)
 		} else {

@@ -224,7 +224,7 @@ func TestRunQEMUExitCode(t *testing.T) {
 	require.NoError(t, err, stderr.String())
 	assert.Equal(t, 3, code)
 	assert.Equal(t, probeMessage, stdout.String())
-	if kvmUsable("/dev/kvm") != nil {
+	if kvmUsable("/dev/kvm", "/proc/cpuinfo") != nil {
 		require.Len(t, notices, 1)
 		assert.Contains(t, notices[0], "TCG")
 	}
@@ -300,4 +300,36 @@ func FuzzLayoutOf(f *testing.F) {
 			t.Fatalf("layout %v", l)
 		}
 	})
+}
+
+// TestKVMUsable: a /dev/kvm that opens is not enough; inside a VM without
+// nested virtualization the CPU has no vmx/svm flag and guests hang.
+func TestKVMUsable(t *testing.T) {
+	dir := t.TempDir()
+	dev := filepath.Join(dir, "kvm")
+	require.NoError(t, os.WriteFile(dev, nil, 0o600))
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(text), 0o600))
+		return p
+	}
+	for _, tc := range []struct {
+		name, dev, cpuinfo, err string
+	}{
+		{"intel", dev, write("intel", "processor\t: 0\nflags\t\t: fpu vme vmx sse\n"), ""},
+		{"amd", dev, write("amd", "flags\t\t: fpu svm\n"), ""},
+		{"nested off", dev, write("guest", "flags\t\t: fpu hypervisor sse\n"), "no vmx or svm"},
+		{"no device", filepath.Join(dir, "none"), write("x", "flags: vmx\n"), "no such file"},
+		{"no cpuinfo", dev, filepath.Join(dir, "missing"), "CPU's flags"},
+		{"device only", dev, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := kvmUsable(tc.dev, tc.cpuinfo)
+			if tc.err == "" {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorContains(t, err, tc.err)
+			}
+		})
+	}
 }
