@@ -57,6 +57,16 @@ var (
 	elfErr  error
 )
 
+// TestMain removes the directory testELF compiled into, which outlives any
+// one test.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if elfPath != "" {
+		os.RemoveAll(filepath.Dir(elfPath))
+	}
+	os.Exit(code)
+}
+
 // testELF returns a small real x86-64 ELF executable (compiled once with
 // gcc), standing in for kernel.img where only its bytes matter.
 func testELF(t testing.TB) string {
