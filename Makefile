@@ -62,9 +62,9 @@ vet:
 # Every test, a line per finished test, then one screen: counts, every skip
 # with its reason, every failure (internal/testsummary; full log in test.log).
 # In CI a skip not on .ci/allowed-skips fails the run.
-test: deps vet
+test: deps vet build
 	@echo "kernel for boot tests: $${NANOFS_KERNEL:-none (boot tests skip)}"
-	set -o pipefail; $(GO) test -json -timeout $(TEST_TIMEOUT) ./... 2>&1 | \
+	set -o pipefail; NANOFS_BIN=$(abspath $(BIN)) $(GO) test -json -timeout $(TEST_TIMEOUT) ./... 2>&1 | \
 	  $(GO) run ./internal/testsummary -allow .ci/allowed-skips -log test.log
 
 # Unit tests only: no debootstrap, registry processes, mounts or VMs.
