@@ -261,7 +261,7 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 	if len(in.klibs) > 0 {
 		diskOpts = append(diskOpts, vm.WithKlibs(in.klibs...))
 	}
-	progress := newBuildProgress(g, img, plan.Size(), in.files)
+	progress := newBuildProgress(ctx, g, img, in.files)
 	diskOpts = append(diskOpts,
 		vm.WithManifest(in.manifest),
 		vm.WithSeed(diskSeed(img.Digest().String(), in.manifest, o, addedID)),
@@ -436,36 +436,20 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-// buildProgress draws one status line on a terminal: bytes fetched against
-// the bytes the plan needs, and files written.
+// buildProgress shows, while a disk is written, a bar per layer with the
+// bytes fetched of it and a bar of the files written.
 type buildProgress struct {
-	g       *globals
-	img     *lazy.Image
-	need    int64
-	files   int
-	written atomic.Int64
-	last    atomic.Int64 // unix nanoseconds of the last line drawn
-	on      bool
+	pr    *progress
+	files *progressBar
+	n     atomic.Int64
 }
 
-func newBuildProgress(g *globals, img *lazy.Image, need int64, files int) *buildProgress {
-	return &buildProgress{g: g, img: img, need: need, files: files, on: g.showProgress()}
+func newBuildProgress(ctx context.Context, g *globals, img *lazy.Image, files int) *buildProgress {
+	pr := g.newProgress(ctx)
+	pr.watchImage(img)
+	return &buildProgress{pr: pr, files: pr.count("files written", int64(files))}
 }
 
-func (p *buildProgress) fileWritten(string, int64) {
-	n := p.written.Add(1)
-	if !p.on {
-		return
-	}
-	now := time.Now().UnixNano()
-	if last := p.last.Load(); now-last < int64(100*time.Millisecond) && int(n) != p.files || !p.last.CompareAndSwap(last, now) {
-		return
-	}
-	fmt.Fprintf(p.g.stderr, "\rfetched %s of %s needed, %d/%d files written ", byteCount(p.img.Stats().Bytes), byteCount(p.need), n, p.files)
-}
+func (p *buildProgress) fileWritten(string, int64) { p.files.set(p.n.Add(1)) }
 
-func (p *buildProgress) done() {
-	if p.on {
-		fmt.Fprint(p.g.stderr, "\r\033[K")
-	}
-}
+func (p *buildProgress) done() { p.pr.done() }

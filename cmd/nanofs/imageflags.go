@@ -46,13 +46,10 @@ func (f *imageFlags) open(ctx context.Context, g *globals, ref string) (*lazy.Im
 		opts = append(opts, lazy.WithCacheDir(f.cacheDir))
 	}
 	opts = append(opts, lazy.WithUserAgent(version))
-	if g.showProgress() {
-		// One status line on the terminal, rewritten in place, cleared when done.
-		opts = append(opts, lazy.WithProgress(func(s lazy.Stats) {
-			fmt.Fprintf(g.stderr, "\r\033[Kopening %s: %s fetched", ref, byteCount(s.Bytes))
-		}))
-		defer fmt.Fprint(g.stderr, "\r\033[K")
-	}
+	pr := g.newProgress(ctx)
+	bar := pr.bytes("opening "+ref, 0)
+	opts = append(opts, lazy.WithProgress(func(s lazy.Stats) { bar.set(s.Bytes) }))
+	defer pr.done()
 	img, err := lazy.Open(ctx, ref, opts...)
 	if err != nil {
 		return nil, err

@@ -56,19 +56,14 @@ On success it prints NANOFS_KERNEL=... and NANOFS_BOOT=... lines.`,
 			if force {
 				opts = append(opts, vm.WithForce())
 			}
-			if g.showProgress() {
-				opts = append(opts, vm.WithProgress(func(done, total int64) {
-					if total > 0 {
-						fmt.Fprintf(g.stderr, "\rdownloading Nanos: %.1f / %.1f MiB", kernelMiB(done), kernelMiB(total))
-					} else {
-						fmt.Fprintf(g.stderr, "\rdownloading Nanos: %.1f MiB", kernelMiB(done))
-					}
-				}))
-			}
+			pr := g.newProgress(cmd.Context())
+			bar := pr.bytes("Nanos kernel", 0)
+			opts = append(opts, vm.WithProgress(func(done, total int64) {
+				bar.setTotal(total)
+				bar.set(done)
+			}))
 			k, err := vm.Fetch(cmd.Context(), opts...)
-			if g.showProgress() {
-				fmt.Fprint(g.stderr, "\r\033[K")
-			}
+			pr.done()
 			if err != nil {
 				return fmt.Errorf("kernel fetch: %w", err)
 			}
