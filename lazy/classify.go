@@ -90,10 +90,10 @@ func Classify(ref string) (Source, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return Source{}, &noSourceError{ref: ref, err: err}
+		return Source{}, &NoSourceError{Ref: ref, Err: err}
 	}
 	if _, perr := name.ParseReference(ref); perr != nil {
-		return Source{}, &noSourceError{ref: ref, err: perr}
+		return Source{}, &NoSourceError{Ref: ref, Err: perr}
 	}
 	return Source{Kind: KindRegistry, Ref: ref}, nil
 }
@@ -124,15 +124,15 @@ func isTar(path string) bool {
 	return string(magic) == "ustar"
 }
 
-// noSourceError says that a reference names nothing nanofs can read; it
-// is ErrNoSuchSource to errors.Is, and the cause to errors.As.
-type noSourceError struct {
-	ref string
-	err error
+// NoSourceError says that a reference names nothing nanofs can read; it
+// is ErrNoSuchSource to errors.Is.
+type NoSourceError struct {
+	Ref string
+	Err error // why: the path's error, or the reference's parse error
 }
 
-func (e *noSourceError) Error() string {
-	return fmt.Sprintf("%q is not a local OCI layout directory or docker-save tarball, nor an image reference: %v", e.ref, e.err)
+func (e *NoSourceError) Error() string {
+	return fmt.Sprintf("%q is not a local OCI layout directory or docker-save tarball, nor an image reference: %v", e.Ref, e.Err)
 }
 
-func (e *noSourceError) Unwrap() []error { return []error{ErrNoSuchSource, e.err} }
+func (e *NoSourceError) Unwrap() []error { return []error{ErrNoSuchSource, e.Err} }

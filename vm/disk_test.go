@@ -336,6 +336,16 @@ func TestDetectLayout(t *testing.T) {
 	_, err = DetectLayout(text)
 	require.ErrorContains(t, err, "not a Nanos disk image")
 
+	// Issue #15: an empty or short file says what it is and what to give.
+	for name, size := range map[string]int{"empty": 0, "short": 100} {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, make([]byte, size), 0o644))
+		_, err = DetectLayout(p)
+		require.ErrorContains(t, err, "not a Nanos disk image", name)
+		assert.NotContains(t, err.Error(), "EOF", name)
+		assert.Contains(t, err.Error(), "an image (registry reference, OCI layout, docker-save tarball)", name)
+	}
+
 	_, err = DetectLayout(dir)
 	require.ErrorContains(t, err, "not a regular file")
 	_, err = DetectLayout(filepath.Join(dir, "missing"))

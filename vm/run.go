@@ -231,6 +231,13 @@ func DetectLayout(disk string) (DiskLayout, error) {
 	if !st.Mode().IsRegular() {
 		return 0, fmt.Errorf("%s is not a regular file", disk)
 	}
+	if st.Size() < sectorSize {
+		what := "an empty file"
+		if st.Size() > 0 {
+			what = fmt.Sprintf("only %d bytes long, less than one sector", st.Size())
+		}
+		return 0, fmt.Errorf("%s is %s, not a Nanos disk image: give a disk that nanofs build wrote, or an image (registry reference, OCI layout, docker-save tarball) to build and boot", disk, what)
+	}
 	var s [sectorSize]byte
 	if _, err := io.ReadFull(f, s[:]); err != nil {
 		return 0, fmt.Errorf("%s: reading sector 0: %w", disk, err)

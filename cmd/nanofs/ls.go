@@ -50,7 +50,7 @@ With --verbose the bytes fetched are reported per layer.`,
 			}
 			defer li.Close()
 			err = listImage(g, li, name, recursive)
-			reportFetched(g, li)
+			reportFetched(g, li.Stats())
 			return err
 		},
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/tfs"
+	"github.com/nanofs/nanofs/vm/build"
 	"github.com/spf13/cobra"
 )
 
@@ -138,7 +139,7 @@ func isTarball(path string) bool {
 // prefetchEntrypoint warms the cache with what the image's program needs,
 // the files `nanofs build` would copy, while the mount already serves.
 func prefetchEntrypoint(ctx context.Context, g *globals, img *lazy.Image) {
-	plan, err := resolve.Resolve(img, resolveConfig(img.Config()), resolve.WithAllowMissing())
+	plan, err := resolve.Resolve(img, build.ImageConfig(img), resolve.WithAllowMissing())
 	if err != nil {
 		g.logf("prefetch: %v", err)
 		return

@@ -1,4 +1,10 @@
-package main
+// Package content owns the local files a build adds to an image: --add
+// style SRC[:DST] specs, an ops config's Files, Dirs and MapDirs, and the
+// program's arguments that name local files (auto-add). It lays them
+// over the image as one file system (hostfs), says what was added from
+// where, tells resolve which paths are added (resolve.WithAdded), and
+// digests them for the disk's seed.
+package content
 
 import (
 	"crypto/sha256"
@@ -15,46 +21,48 @@ import (
 
 	"github.com/nanofs/nanofs/lazy/hostfs"
 	"github.com/nanofs/nanofs/resolve"
+	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/opsconfig"
 )
 
-// addSource is one local file or directory a build adds, for the summary.
-type addSource struct {
+// Source is one local file or directory a build adds, for the summary.
+type Source struct {
 	Src   string `json:"src"`   // as named: the --add SRC, the argument, the config entry
 	Path  string `json:"path"`  // where it is in the image
-	From  string `json:"from"`  // "--add", "argument", "config"
+	From  string `json:"from"`  // FromAdd, FromArgument or FromConfig
 	Files int    `json:"files"` // regular files and links
 	Bytes int64  `json:"bytes"`
 }
 
-// parseAdd reads an --add value, SRC[:DST], against the working directory
+// ParseAdd reads an --add value, SRC[:DST], against the working directory
 // cwd. A value that names an existing local path is SRC alone, colons and
 // all; otherwise DST follows the last colon and must be absolute (a DST
 // ending in "/" is a directory to put SRC into). Without DST, SRC goes to
 // the same path relative to the image root as it has relative to cwd.
-func parseAdd(spec, cwd string) (a hostfs.Add, src string, err error) {
+func ParseAdd(spec, cwd string) (a hostfs.Add, src string, err error) {
 	src, dst := spec, ""
 	if _, err := os.Lstat(hostPath(cwd, spec)); err != nil {
 		if i := strings.LastIndexByte(spec, ':'); i >= 0 {
 			src, dst = spec[:i], spec[i+1:]
 			if !path.IsAbs(dst) {
-				return a, src, fmt.Errorf("--add %s: DST %q must be an absolute path in the image", spec, dst)
+				return a, src, addErr(spec, fmt.Errorf("DST %q must be an absolute path in the image", dst))
 			}
 		}
 	}
 	if src == "" {
-		return a, src, fmt.Errorf("--add %s: no SRC", spec)
+		return a, src, addErr(spec, errors.New("no SRC"))
 	}
 	host := hostPath(cwd, src)
 	if _, err := os.Stat(host); err != nil {
-		return a, src, fmt.Errorf("--add %s: %w", spec, err)
+		return a, src, addErr(spec, err)
 	}
 	if dst == "" {
 		rel, err := filepath.Rel(cwd, host)
 		if err != nil || !filepath.IsLocal(rel) {
-			return a, src, fmt.Errorf("--add %s: %s is outside the working directory %s: say where it goes in the image with %s:/PATH", spec, host, cwd, src)
+			return a, src, addErr(spec, fmt.Errorf("%s is outside the working directory %s: say where it goes in the image with %s:/PATH", host, cwd, src))
 		}
 		if rel == "." {
-			return a, src, fmt.Errorf("--add %s: this is the whole working directory: say where it goes in the image with %s:/PATH", spec, src)
+			return a, src, addErr(spec, fmt.Errorf("this is the whole working directory: say where it goes in the image with %s:/PATH", src))
 		}
 		dst = "/" + filepath.ToSlash(rel)
 	} else if strings.HasSuffix(dst, "/") {
@@ -62,18 +70,15 @@ func parseAdd(spec, cwd string) (a hostfs.Add, src string, err error) {
 	}
 	for _, el := range strings.Split(dst, "/") {
 		if el == ".." {
-			return a, src, fmt.Errorf("--add %s: DST may not hold \"..\"", spec)
+			return a, src, addErr(spec, errors.New("DST may not hold \"..\""))
 		}
 	}
 	return hostfs.Add{Src: host, Dst: path.Clean(dst)}, src, nil
 }
 
-func addError(err error) error {
-	var ce *hostfs.CollisionError
-	if errors.As(err, &ce) {
-		return fmt.Errorf("adding local files: %w (--overwrite replaces it)", err)
-	}
-	return fmt.Errorf("adding local files: %w", err)
+// addErr is the error of one add spec.
+func addErr(spec string, err error) error {
+	return &vm.OptionError{Option: vm.OptionAdd, Value: spec, Err: err}
 }
 
 func hostPath(cwd, p string) string {
@@ -89,7 +94,7 @@ func hostPath(cwd, p string) string {
 // option (starting with "-"), an absolute path, a path through "..", the
 // working directory itself, and a path img (the image with the explicit
 // adds) already has are left alone (why, at -v).
-func autoAdd(g *globals, img fs.FS, args []string, workdir, cwd string) ([]hostfs.Add, []string) {
+func autoAdd(debugf func(string, ...any), img fs.FS, args []string, workdir, cwd string) ([]hostfs.Add, []string) {
 	taken := map[string]bool{}
 	var adds []hostfs.Add
 	var names []string
@@ -104,10 +109,10 @@ func autoAdd(g *globals, img fs.FS, args []string, workdir, cwd string) ([]hostf
 		}
 		switch rel := filepath.Clean(a); {
 		case rel == ".":
-			g.debugf("not adding argument %s: it is the whole working directory (add it with --add %s:%s)", a, a, workdir)
+			debugf("not adding argument %s: it is the whole working directory (add it with --add %s:%s)", a, a, workdir)
 			continue
 		case !filepath.IsLocal(rel) || slices.Contains(strings.Split(filepath.ToSlash(a), "/"), ".."):
-			g.debugf("not adding argument %s: it leads out of the working directory", a)
+			debugf("not adding argument %s: it leads out of the working directory", a)
 			continue
 		}
 		dst := path.Join(workdir, filepath.ToSlash(filepath.Clean(a)))
@@ -115,14 +120,14 @@ func autoAdd(g *globals, img fs.FS, args []string, workdir, cwd string) ([]hostf
 			continue // named twice
 		}
 		if _, err := fs.Stat(img, strings.TrimPrefix(dst, "/")); err == nil {
-			g.debugf("not adding argument %s: the image already has %s (the program's working directory is %s)", a, dst, workdir)
+			debugf("not adding argument %s: the image already has %s (the program's working directory is %s)", a, dst, workdir)
 			continue
 		}
 		kind := "file"
 		if st.IsDir() {
 			kind = "directory"
 		}
-		g.debugf("argument %s names a local %s: adding it as %s", a, kind, dst)
+		debugf("argument %s names a local %s: adding it as %s", a, kind, dst)
 		taken[dst] = true
 		adds = append(adds, hostfs.Add{Src: host, Dst: dst})
 		names = append(names, a)
@@ -137,7 +142,7 @@ func autoAdd(g *globals, img fs.FS, args []string, workdir, cwd string) ([]hostf
 // HOSTDIR whose name matches PATTERN is copied to the value directory at
 // its path relative to HOSTDIR (a matching directory is made; its
 // contents follow where their names match too).
-func configAdds(c *opsConfig, cwd, configDir string) ([]hostfs.Add, []string, error) {
+func configAdds(c *opsconfig.Config, cwd, configDir string) ([]hostfs.Add, []string, error) {
 	var adds []hostfs.Add
 	var names []string
 	for _, list := range [][]string{c.Files, c.Dirs} {
@@ -184,156 +189,168 @@ func configAdds(c *opsConfig, cwd, configDir string) ([]hostfs.Add, []string, er
 	return adds, names, nil
 }
 
-// addContent lays the local files a build adds (--add, the config's
-// files, arguments naming local files) over img. It returns nil when
-// there are none.
-func (o *buildOptions) addContent(g *globals, img fs.FS, workdir string) (*hostfs.FS, []addSource, error) {
-	cwd, err := os.Getwd()
-	if err != nil {
-		return nil, nil, err
+// Provenance of an added file, as Source.From says it (the words of the
+// CLI, kept in the summary's JSON).
+const (
+	FromAdd      = "--add"
+	FromArgument = "argument"
+	FromConfig   = "config"
+)
+
+// Request says which local files a build adds.
+type Request struct {
+	Adds       []string             // SRC[:DST] specs (ParseAdd)
+	Config     *opsconfig.Config    // its Files, Dirs and MapDirs (nil: none)
+	ConfigFile string               // where Config was read from: MapDirs are relative to its directory
+	Args       []string             // the program's arguments: those naming local files are added
+	AutoAdd    bool                 // add the local files Args name
+	Overwrite  bool                 // added files may replace the image's
+	Workdir    string               // the program's working directory in the image (absolute)
+	Cwd        string               // the host's working directory (default: os.Getwd)
+	Logf       func(string, ...any) // what a user wants to know (nil: dropped)
+	Debugf     func(string, ...any) // detail (nil: dropped)
+}
+
+// Layer is the image with the added local files over it.
+type Layer struct {
+	*hostfs.FS
+	Sources []Source // where the added files came from, in the order given
+}
+
+// CollisionError says that an added file would replace what the image
+// has at its path; Request.Overwrite allows it.
+type CollisionError = hostfs.CollisionError
+
+// Lay lays the local files r adds (the config's files, the add specs,
+// arguments naming local files) over img. It returns nil when there are
+// none.
+func Lay(img fs.FS, r Request) (*Layer, error) {
+	logf, debugf := r.Logf, r.Debugf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	if debugf == nil {
+		debugf = func(string, ...any) {}
+	}
+	cwd := r.Cwd
+	if cwd == "" {
+		var err error
+		if cwd, err = os.Getwd(); err != nil {
+			return nil, err
+		}
 	}
 	var adds, flagAdds []hostfs.Add
-	var from, flagFrom []addSource
+	var from, flagFrom []Source
 	flagDst := map[string]bool{}
-	for _, spec := range o.adds {
-		a, src, err := parseAdd(spec, cwd)
+	for _, spec := range r.Adds {
+		a, src, err := ParseAdd(spec, cwd)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		flagAdds = append(flagAdds, a)
-		flagFrom = append(flagFrom, addSource{Src: src, From: "--add"})
+		flagFrom = append(flagFrom, Source{Src: src, From: FromAdd})
 		flagDst[a.Dst] = true
 	}
-	if o.opsCfg != nil {
+	if r.Config != nil {
 		configDir := "."
-		if abs, err := filepath.Abs(o.config); err == nil {
+		if abs, err := filepath.Abs(r.ConfigFile); err == nil {
 			configDir = filepath.Dir(abs)
 		}
-		cadds, names, err := configAdds(o.opsCfg, cwd, configDir)
+		cadds, names, err := configAdds(r.Config, cwd, configDir)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--config %s: %w", o.config, err)
+			return nil, &vm.OptionError{Option: vm.OptionConfig, Value: r.ConfigFile, Err: err}
 		}
 		for i, a := range cadds {
 			if flagDst[a.Dst] {
-				g.debugf("%s: %s goes to %s, where --add puts something else", o.config, names[i], a.Dst)
+				debugf("%s: %s goes to %s, where --add puts something else", r.ConfigFile, names[i], a.Dst)
 				continue
 			}
 			adds = append(adds, a)
-			from = append(from, addSource{Src: names[i], From: "config"})
+			from = append(from, Source{Src: names[i], From: FromConfig})
 		}
 	}
 	adds, from = append(adds, flagAdds...), append(from, flagFrom...)
 	var opts []hostfs.Option
-	if o.overwrite {
+	if r.Overwrite {
 		opts = append(opts, hostfs.WithOverwrite())
 	}
 	layer, err := hostfs.New(img, adds, opts...)
 	if err != nil {
-		return nil, nil, addError(err)
+		return nil, addError(err)
 	}
-	if !o.noAutoAdd {
+	if r.AutoAdd {
 		// Against the image with the explicit adds: an argument already
 		// there is not added again.
-		auto, names := autoAdd(g, layer, o.programArgs(), workdir, cwd)
+		auto, names := autoAdd(debugf, layer, r.Args, r.Workdir, cwd)
 		for i, a := range auto {
 			if err := layer.Add(a); err != nil {
-				return nil, nil, addError(err)
+				return nil, addError(err)
 			}
-			from = append(from, addSource{Src: names[i], From: "argument"})
+			from = append(from, Source{Src: names[i], From: FromArgument})
 		}
 	}
 	if len(from) == 0 {
-		return nil, nil, nil
+		return nil, nil
 	}
 	for _, s := range layer.Skipped() {
-		g.logf("warning: left out %s: a Nanos filesystem holds no devices, FIFOs or sockets", s)
+		logf("warning: left out %s: a Nanos filesystem holds no devices, FIFOs or sockets", s)
 	}
 	for i, p := range layer.Placed() {
 		s := &from[i]
 		s.Path, s.Files, s.Bytes = p.Path, p.Files, p.Bytes
-		size := byteCount(p.Bytes)
+		size := vm.ByteCount(p.Bytes)
 		if st, err := os.Stat(p.Src); err == nil && st.IsDir() {
 			size = fmt.Sprintf("%d %s, %s", p.Files, plural(p.Files, "file", "files"), size)
 		}
 		switch s.From {
-		case "argument":
-			g.logf("added %s (%s) from the working directory", s.Src, size)
+		case FromArgument:
+			logf("added %s (%s) from the working directory", s.Src, size)
 		default:
-			g.debugf("added %s as %s (%s)", s.Src, s.Path, size)
+			debugf("added %s as %s (%s)", s.Src, s.Path, size)
 		}
 		for _, r := range p.Replaced {
-			g.logf("replaced %s of the image with %s (--overwrite)", r, s.Src)
+			logf("replaced %s of the image with %s (--overwrite)", r, s.Src)
 		}
 	}
-	return layer, from, nil
+	return &Layer{FS: layer, Sources: from}, nil
 }
 
-// addedIncludes are the --include patterns that make resolve take every
-// added entry: an added directory the image does not have whole, the
-// entries of one merged into an image directory one by one (the image's
-// own entries there are not added), each path escaped so that it matches
-// only itself. Links that lead nowhere cannot be included that way and are
-// returned apart.
-func addedIncludes(layer *hostfs.FS) (patterns, dangling []string) {
-	under := ""
-	for _, e := range layer.Entries() {
-		if under != "" && strings.HasPrefix(e.Path, under+"/") {
-			continue
-		}
-		switch {
-		case e.Mode.IsDir() && e.Merged:
-			continue
-		case e.Mode.IsDir():
-			under = e.Path
-		case e.Mode&fs.ModeSymlink != 0:
-			if _, err := fs.Stat(layer, strings.TrimPrefix(e.Path, "/")); err != nil {
-				dangling = append(dangling, e.Path)
-				continue
-			}
-		}
-		patterns = append(patterns, globEscape(e.Path))
-	}
-	return patterns, dangling
+// addError wraps an error of laying the files over the image (a
+// *CollisionError among them).
+func addError(err error) error {
+	return fmt.Errorf("adding local files: %w", err)
 }
 
-// globEscape quotes the path.Match metacharacters of p.
-func globEscape(p string) string {
-	var b strings.Builder
-	for _, r := range p {
-		if strings.ContainsRune(`*?[\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
 	}
-	return b.String()
+	return many
 }
 
-// labelAdded says in the plan where added entries come from.
-func labelAdded(plan *resolve.Plan, layer *hostfs.FS) {
-	src := map[string]string{}
-	for _, e := range layer.Entries() {
-		if e.Src != "" {
-			src[e.Path] = e.Src
-		}
+// Added is the resolve input for the added entries: every entry, with
+// where it comes from. resolve takes an added directory the image does
+// not have whole, and the entries of one merged into an image directory
+// one by one (the image's own entries there are not added).
+func (l *Layer) Added() []resolve.Added {
+	var out []resolve.Added
+	for _, e := range l.Entries() {
+		out = append(out, resolve.Added{Path: e.Path, Src: e.Src, Dir: e.Mode.IsDir(), Merged: e.Merged})
 	}
-	for i := range plan.Entries {
-		if s, ok := src[plan.Entries[i].Path]; ok {
-			plan.Entries[i].Reason = "added from " + s
-		}
-	}
+	return out
 }
 
-// addedIdentity digests the added layer (paths, kinds, modes, sizes, link
+// Identity digests the added layer (paths, kinds, modes, sizes, link
 // targets and file contents), so that the disk's UUIDs change with what
 // was added and stay the same for the same files.
-func addedIdentity(layer *hostfs.FS) ([]byte, error) {
+func (l *Layer) Identity() ([]byte, error) {
 	h := sha256.New()
-	for _, e := range layer.Entries() {
+	for _, e := range l.Entries() {
 		fmt.Fprintf(h, "added\x00%s\x00%o\x00%d\x00%s\x00", e.Path, uint32(e.Mode), e.Size, e.Target)
 		if !e.Mode.IsRegular() {
 			continue
 		}
-		f, err := layer.Open(strings.TrimPrefix(e.Path, "/"))
+		f, err := l.Open(strings.TrimPrefix(e.Path, "/"))
 		if err != nil {
 			return nil, err
 		}
@@ -346,15 +363,14 @@ func addedIdentity(layer *hostfs.FS) ([]byte, error) {
 	return h.Sum(nil), nil
 }
 
-// imageFiles are the plan's files read from the image: the added ones
-// come from the host.
-func (in *buildInput) imageFiles() []string {
-	names := in.plan.ImageFiles()
-	if in.added == nil {
+// ImageFiles drops from names (a plan's files) the added ones: those come
+// from the host, not the image.
+func (l *Layer) ImageFiles(names []string) []string {
+	if l == nil {
 		return names
 	}
 	added := map[string]bool{}
-	for _, e := range in.added.Entries() {
+	for _, e := range l.Entries() {
 		added[strings.TrimPrefix(e.Path, "/")] = true
 	}
 	return slices.DeleteFunc(names, func(n string) bool { return added[n] })

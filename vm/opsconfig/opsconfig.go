@@ -1,4 +1,10 @@
-package main
+// Package opsconfig reads an ops config.json (ops's types.Config) the way ops
+// reads it, into what nanofs acts on: the program's arguments and
+// environment, local files to add (Files, Dirs, MapDirs), klibs, kernel
+// and disk settings, manifest keys, and RunConfig for booting. It owns the
+// key table, the "did you mean" for unknown keys and the conversion of
+// ManifestPassthrough values to TFS values; it applies nothing itself.
+package opsconfig
 
 import (
 	"bytes"
@@ -18,11 +24,11 @@ import (
 	"github.com/nanofs/nanofs/vm"
 )
 
-// opsConfig is what nanofs takes from an ops config.json (ops's
+// Config is what nanofs takes from an ops config.json (ops's
 // types.Config, read the way ops reads it: keys matched case-insensitively
 // as encoding/json does, an unknown key an error as ops's
 // DisallowUnknownFields makes it).
-type opsConfig struct {
+type Config struct {
 	Args                []string
 	Env                 map[string]string
 	Files               []string
@@ -56,14 +62,14 @@ type opsConfig struct {
 // leaves it aside.
 type opsKey struct {
 	name   string
-	set    func(c *opsConfig, raw json.RawMessage) error
+	set    func(c *Config, raw json.RawMessage) error
 	ignore string // reason, for keys nanofs does not act on
 }
 
 // opsKeys mirrors ops's types.Config.
 var opsKeys = []opsKey{
-	{name: "Args", set: func(c *opsConfig, raw json.RawMessage) error { return decodeStrings(raw, &c.Args, nil) }},
-	{name: "Env", set: func(c *opsConfig, raw json.RawMessage) error {
+	{name: "Args", set: func(c *Config, raw json.RawMessage) error { return decodeStrings(raw, &c.Args, nil) }},
+	{name: "Env", set: func(c *Config, raw json.RawMessage) error {
 		if err := decodeInto(raw, &c.Env, "an object of strings"); err != nil {
 			return err
 		}
@@ -74,9 +80,9 @@ var opsKeys = []opsKey{
 		}
 		return nil
 	}},
-	{name: "Files", set: func(c *opsConfig, raw json.RawMessage) error { return decodeStrings(raw, &c.Files, nonEmpty) }},
-	{name: "Dirs", set: func(c *opsConfig, raw json.RawMessage) error { return decodeStrings(raw, &c.Dirs, nonEmpty) }},
-	{name: "MapDirs", set: func(c *opsConfig, raw json.RawMessage) error {
+	{name: "Files", set: func(c *Config, raw json.RawMessage) error { return decodeStrings(raw, &c.Files, nonEmpty) }},
+	{name: "Dirs", set: func(c *Config, raw json.RawMessage) error { return decodeStrings(raw, &c.Dirs, nonEmpty) }},
+	{name: "MapDirs", set: func(c *Config, raw json.RawMessage) error {
 		if err := decodeInto(raw, &c.MapDirs, "an object of strings"); err != nil {
 			return err
 		}
@@ -87,7 +93,7 @@ var opsKeys = []opsKey{
 		}
 		return nil
 	}},
-	{name: "Klibs", set: func(c *opsConfig, raw json.RawMessage) error {
+	{name: "Klibs", set: func(c *Config, raw json.RawMessage) error {
 		return decodeStrings(raw, &c.Klibs, func(s string) error {
 			if s == "" || s == "." || s == ".." || strings.ContainsAny(s, "/\x00") {
 				return fmt.Errorf("%q is not a klib name", s)
@@ -95,8 +101,8 @@ var opsKeys = []opsKey{
 			return nil
 		})
 	}},
-	{name: "KlibDir", set: func(c *opsConfig, raw json.RawMessage) error { return decodeInto(raw, &c.KlibDir, "a string") }},
-	{name: "NameServers", set: func(c *opsConfig, raw json.RawMessage) error {
+	{name: "KlibDir", set: func(c *Config, raw json.RawMessage) error { return decodeInto(raw, &c.KlibDir, "a string") }},
+	{name: "NameServers", set: func(c *Config, raw json.RawMessage) error {
 		return decodeStrings(raw, &c.NameServers, func(s string) error {
 			if net.ParseIP(s) == nil {
 				return fmt.Errorf("%q is not an IP address", s)
@@ -104,33 +110,33 @@ var opsKeys = []opsKey{
 			return nil
 		})
 	}},
-	{name: "DisableArgsCopy", set: func(c *opsConfig, raw json.RawMessage) error {
+	{name: "DisableArgsCopy", set: func(c *Config, raw json.RawMessage) error {
 		return decodeInto(raw, &c.DisableArgsCopy, "true or false")
 	}},
-	{name: "BaseVolumeSz", set: func(c *opsConfig, raw json.RawMessage) error {
+	{name: "BaseVolumeSz", set: func(c *Config, raw json.RawMessage) error {
 		if err := decodeInto(raw, &c.BaseVolumeSz, "a string such as \"100m\""); err != nil {
 			return err
 		}
 		if c.BaseVolumeSz != "" {
-			if _, err := parseSize(c.BaseVolumeSz); err != nil {
+			if _, err := vm.ParseSize(c.BaseVolumeSz); err != nil {
 				return err
 			}
 		}
 		return nil
 	}},
-	{name: "Boot", set: func(c *opsConfig, raw json.RawMessage) error { return decodeInto(raw, &c.Boot, "a string") }},
-	{name: "Kernel", set: func(c *opsConfig, raw json.RawMessage) error { return decodeInto(raw, &c.Kernel, "a string") }},
-	{name: "NanosVersion", set: func(c *opsConfig, raw json.RawMessage) error {
+	{name: "Boot", set: func(c *Config, raw json.RawMessage) error { return decodeInto(raw, &c.Boot, "a string") }},
+	{name: "Kernel", set: func(c *Config, raw json.RawMessage) error { return decodeInto(raw, &c.Kernel, "a string") }},
+	{name: "NanosVersion", set: func(c *Config, raw json.RawMessage) error {
 		return decodeInto(raw, &c.NanosVersion, "a string")
 	}},
-	{name: "RebootOnExit", set: func(c *opsConfig, raw json.RawMessage) error {
+	{name: "RebootOnExit", set: func(c *Config, raw json.RawMessage) error {
 		return decodeInto(raw, &c.RebootOnExit, "true or false")
 	}},
-	{name: "Debugflags", set: func(c *opsConfig, raw json.RawMessage) error {
+	{name: "Debugflags", set: func(c *Config, raw json.RawMessage) error {
 		return decodeStrings(raw, &c.Debugflags, manifestKeyName)
 	}},
-	{name: "NoTrace", set: func(c *opsConfig, raw json.RawMessage) error { return decodeStrings(raw, &c.NoTrace, nonEmpty) }},
-	{name: "ManifestPassthrough", set: func(c *opsConfig, raw json.RawMessage) error {
+	{name: "NoTrace", set: func(c *Config, raw json.RawMessage) error { return decodeStrings(raw, &c.NoTrace, nonEmpty) }},
+	{name: "ManifestPassthrough", set: func(c *Config, raw json.RawMessage) error {
 		var m map[string]json.RawMessage
 		if err := decodeInto(raw, &m, "an object"); err != nil {
 			return err
@@ -148,7 +154,7 @@ var opsKeys = []opsKey{
 		}
 		return nil
 	}},
-	{name: "RunConfig", set: func(c *opsConfig, raw json.RawMessage) error { return decodeObject(raw, opsRunKeys, c, "RunConfig.") }},
+	{name: "RunConfig", set: func(c *Config, raw json.RawMessage) error { return decodeObject(raw, opsRunKeys, c, "RunConfig.") }},
 	// Known, not acted on.
 	{name: "BuildDir", ignore: "nanofs builds in memory"},
 	{name: "CloudConfig", ignore: "cloud settings"},
@@ -175,9 +181,9 @@ var opsKeys = []opsKey{
 
 // opsRunKeys mirrors ops's types.RunConfig.
 var opsRunKeys = []opsKey{
-	{name: "Ports", set: func(c *opsConfig, raw json.RawMessage) error { return decodePorts(raw, c, "") }},
-	{name: "UDPPorts", set: func(c *opsConfig, raw json.RawMessage) error { return decodePorts(raw, c, "/udp") }},
-	{name: "Memory", set: func(c *opsConfig, raw json.RawMessage) error {
+	{name: "Ports", set: func(c *Config, raw json.RawMessage) error { return decodePorts(raw, c, "") }},
+	{name: "UDPPorts", set: func(c *Config, raw json.RawMessage) error { return decodePorts(raw, c, "/udp") }},
+	{name: "Memory", set: func(c *Config, raw json.RawMessage) error {
 		if err := decodeInto(raw, &c.Memory, "a string such as \"2G\""); err != nil {
 			return err
 		}
@@ -188,7 +194,7 @@ var opsRunKeys = []opsKey{
 		}
 		return nil
 	}},
-	{name: "CPUs", set: func(c *opsConfig, raw json.RawMessage) error {
+	{name: "CPUs", set: func(c *Config, raw json.RawMessage) error {
 		if err := decodeInto(raw, &c.CPUs, "a number"); err != nil {
 			return err
 		}
@@ -244,9 +250,9 @@ var reservedManifestKeys = map[string]string{
 	"klibs":       "use Klibs",
 }
 
-// parseOpsConfig reads an ops config.json.
-func parseOpsConfig(data []byte) (*opsConfig, error) {
-	c := &opsConfig{}
+// Parse reads an ops config.json.
+func Parse(data []byte) (*Config, error) {
+	c := &Config{}
 	if err := decodeObject(data, opsKeys, c, ""); err != nil {
 		return nil, err
 	}
@@ -259,7 +265,7 @@ func parseOpsConfig(data []byte) (*opsConfig, error) {
 // decodeObject reads a JSON object key by key, in order (a later duplicate
 // wins, as with encoding/json), matching keys as encoding/json does: the
 // exact name first, then any case.
-func decodeObject(data []byte, keys []opsKey, c *opsConfig, prefix string) error {
+func decodeObject(data []byte, keys []opsKey, c *Config, prefix string) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	tok, err := dec.Token()
 	if err != nil {
@@ -496,7 +502,7 @@ func toManifest(v any, depth int) (tfs.Value, error) {
 
 // decodePorts reads ops's port list: "80", "80,443", or "8080-80", which
 // ops hands QEMU as hostfwd=tcp::8080-:80, host port 8080 to guest port 80.
-func decodePorts(raw json.RawMessage, c *opsConfig, proto string) error {
+func decodePorts(raw json.RawMessage, c *Config, proto string) error {
 	var ports []string
 	if err := decodeStrings(raw, &ports, nil); err != nil {
 		return err
@@ -519,8 +525,8 @@ func decodePorts(raw json.RawMessage, c *opsConfig, proto string) error {
 
 // networkKey sets a static network key of the root tuple (spec §7: the
 // first interface's settings may sit at the root), as ops does.
-func networkKey(key string) func(c *opsConfig, raw json.RawMessage) error {
-	return func(c *opsConfig, raw json.RawMessage) error {
+func networkKey(key string) func(c *Config, raw json.RawMessage) error {
+	return func(c *Config, raw json.RawMessage) error {
 		var s string
 		if err := decodeInto(raw, &s, "a string"); err != nil {
 			return err
@@ -541,7 +547,7 @@ func networkKey(key string) func(c *opsConfig, raw json.RawMessage) error {
 
 // finish turns the flag-like keys into manifest keys, then lays
 // ManifestPassthrough over them, as ops applies it last.
-func (c *opsConfig) finish() error {
+func (c *Config) finish() error {
 	if c.Manifest == nil {
 		c.Manifest = tfs.Tuple{}
 	}
@@ -567,61 +573,27 @@ func (c *opsConfig) finish() error {
 	return nil
 }
 
-// loadConfig reads --config once and lays it under the flags: a flag that
-// was given wins over the key that sets the same thing. Args are taken
-// where they are used (programArgs), since `run` sets its arguments after.
-func (o *buildOptions) loadConfig(g *globals) error {
-	if o.config == "" || o.opsCfg != nil {
-		return nil
-	}
-	data, err := os.ReadFile(o.config)
+// EnvRender is the environment variable that, set to "true", makes Load
+// expand $VARS in the file first, as ops's config interpolation does.
+const EnvRender = "ops_render_config"
+
+// Load reads the ops config.json at file.
+func Load(file string) (*Config, error) {
+	data, err := os.ReadFile(file)
 	if err != nil {
-		return fmt.Errorf("--config: %w", err)
+		return nil, err
 	}
-	if os.Getenv("ops_render_config") == "true" {
-		data = []byte(os.ExpandEnv(string(data))) // ops's config interpolation
+	if os.Getenv(EnvRender) == "true" {
+		data = []byte(os.ExpandEnv(string(data)))
 	}
-	c, err := parseOpsConfig(data)
-	if err != nil {
-		return fmt.Errorf("--config %s: %w", o.config, err)
-	}
-	for _, w := range c.Warnings {
-		g.logf("warning: %s: %s", o.config, w)
-	}
-	o.opsCfg = c
+	return Parse(data)
+}
+
+// SortedEnv is Env as NAME=VALUE, sorted by name.
+func (c *Config) SortedEnv() []string {
 	var env []string
 	for _, k := range slices.Sorted(maps.Keys(c.Env)) {
 		env = append(env, k+"="+c.Env[k])
 	}
-	o.env = append(env, o.env...) // -e comes later: it wins
-	if len(o.dns) == 0 {
-		o.dns = c.NameServers
-	}
-	if c.DisableArgsCopy {
-		o.noAutoAdd = true
-	}
-	if o.size == "" {
-		o.size = c.BaseVolumeSz
-	}
-	if o.kernel == "" {
-		o.kernel = c.Kernel
-	}
-	if o.boot == "" && !o.noBootloader {
-		o.boot = c.Boot
-	}
-	if o.version == "" {
-		o.version = c.NanosVersion
-	}
-	o.klibs, o.klibDir = c.Klibs, c.KlibDir
-	return nil
-}
-
-// programArgs are the program's arguments a build sets: the flags' (-a,
-// or run's arguments after --), else the config's Args; none keeps the
-// image's Cmd.
-func (o *buildOptions) programArgs() []string {
-	if len(o.args) == 0 && o.opsCfg != nil {
-		return o.opsCfg.Args
-	}
-	return o.args
+	return env
 }
