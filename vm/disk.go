@@ -150,7 +150,7 @@ func CreateDisk(ctx context.Context, out string, fill RootFiller, opts ...DiskOp
 			return nil, errors.New("a bootable disk needs kernel.img (see FindKernel), or WithoutBootloader for direct kernel boot")
 		}
 		if c.kernel.Boot == "" {
-			return nil, fmt.Errorf("a bootable disk needs boot.img (set %s or pass --boot), or use a disk without bootloader for direct kernel boot", EnvBoot)
+			return nil, fmt.Errorf("a bootable disk needs boot.img (set %s or name one), or use a disk without bootloader for direct kernel boot", EnvBoot)
 		}
 		if err := checkKernelELF(c.kernel.Kernel, "amd64"); err != nil {
 			return nil, err
@@ -167,31 +167,24 @@ func CreateDisk(ctx context.Context, out string, fill RootFiller, opts ...DiskOp
 		return nil, fmt.Errorf("disk size %d leaves no room for a root filesystem after byte %d", c.size, info.RootStart)
 	}
 
-	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
+	f, err := tfs.CreateOutput(out, "disk")
 	if err != nil {
-		return nil, fmt.Errorf("creating disk: %w", err)
+		return nil, err
 	}
-	tmp := f.Name()
-	done := false
-	defer func() {
-		if !done {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
+	defer f.Abort()
 
 	if boot != nil {
-		if err := boot.writeStage2(f); err != nil {
+		if err := boot.writeStage2(f.File); err != nil {
 			return nil, err
 		}
-		if info.BootUUID, err = writeBootFS(f, info.BootStart, c); err != nil {
+		if info.BootUUID, err = writeBootFS(f.File, info.BootStart, c); err != nil {
 			return nil, err
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if info.RootUUID, info.RootSize, err = writeRootFS(ctx, f, info.RootStart, c, fill); err != nil {
+	if info.RootUUID, info.RootSize, err = writeRootFS(ctx, f.File, info.RootStart, c, fill); err != nil {
 		return nil, err
 	}
 	info.Size = info.RootStart + info.RootSize
@@ -213,22 +206,12 @@ func CreateDisk(ctx context.Context, out string, fill RootFiller, opts ...DiskOp
 	if _, err := f.WriteAt(s0[:], 0); err != nil {
 		return nil, fmt.Errorf("writing sector 0: %w", err)
 	}
-	if err := f.Chmod(0o644); err != nil {
-		return nil, fmt.Errorf("creating disk: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return nil, fmt.Errorf("writing disk: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("writing disk: %w", err)
-	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := os.Rename(tmp, out); err != nil {
-		return nil, fmt.Errorf("creating disk: %w", err)
+	if err := f.Commit(); err != nil {
+		return nil, err
 	}
-	done = true
 	return info, nil
 }
 

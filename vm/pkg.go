@@ -155,12 +155,11 @@ type packageSink interface {
 // links). Files are streamed from fsys, the image the plan was made from.
 // The same inputs give the same bytes.
 func (p *Package) WriteArchive(ctx context.Context, out string, fsys fs.FS, plan *resolve.Plan) (*PackageInfo, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
+	tmp, err := tfs.CreateOutput(out, "package archive")
 	if err != nil {
 		return nil, err
 	}
-	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
-	defer tmp.Close()
+	defer tmp.Abort()
 
 	zw, err := gzip.NewWriterLevel(tmp, gzip.DefaultCompression)
 	if err != nil {
@@ -177,13 +176,7 @@ func (p *Package) WriteArchive(ctx context.Context, out string, fsys fs.FS, plan
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("%s: %w", out, err)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return nil, err
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("%s: %w", out, err)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
+	if err := tmp.Commit(); err != nil {
 		return nil, err
 	}
 	info.Path = out

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -15,9 +14,6 @@ import (
 	"syscall"
 
 	"github.com/nanofs/nanofs/fusefs"
-	"github.com/nanofs/nanofs/lazy"
-	"github.com/nanofs/nanofs/resolve"
-	"github.com/nanofs/nanofs/tfs"
 	"github.com/nanofs/nanofs/vm/build"
 	"github.com/spf13/cobra"
 )
@@ -64,94 +60,6 @@ is ready.`,
 	return cmd
 }
 
-// openSource turns SOURCE into the filesystem to mount. Every kind of
-// source nanofs can mount is decided here.
-func openSource(ctx context.Context, g *globals, images *imageFlags, src string) (fs.FS, io.Closer, error) {
-	fi, err := os.Stat(src)
-	switch {
-	case err == nil && fi.IsDir() && isOCILayout(src):
-		return openImageSource(ctx, g, images, src)
-	case err == nil && fi.IsDir():
-		// os.Root rather than os.DirFS: no symlink inside the source can
-		// make the mount read files outside it.
-		root, err := os.OpenRoot(src)
-		if err != nil {
-			return nil, nil, fmt.Errorf("source: %w", err)
-		}
-		g.debugf("mounting the directory %s", src)
-		return root.FS(), root, nil
-	case err == nil && fi.Mode().IsRegular():
-		f, err := os.Open(src)
-		if err != nil {
-			return nil, nil, fmt.Errorf("source: %w", err)
-		}
-		img, err := tfs.Open(f, fi.Size())
-		if err != nil {
-			f.Close()
-			if isTarball(src) {
-				return openImageSource(ctx, g, images, src)
-			}
-			return nil, nil, fmt.Errorf("source %s is neither a Nanos disk image nor a docker-save tarball: %w", src, err)
-		}
-		g.debugf("mounting the root filesystem of the Nanos disk image %s", src)
-		return img, f, nil
-	case err == nil:
-		return nil, nil, fmt.Errorf("source %s is neither a directory nor a disk image file (%v)", src, fi.Mode().Type())
-	case errors.Is(err, fs.ErrNotExist):
-		return openImageSource(ctx, g, images, src)
-	default:
-		return nil, nil, fmt.Errorf("source: %w", err)
-	}
-}
-
-// openImageSource opens an image lazily: its files are fetched when read.
-func openImageSource(ctx context.Context, g *globals, images *imageFlags, ref string) (fs.FS, io.Closer, error) {
-	img, err := images.open(ctx, g, ref)
-	if err != nil {
-		return nil, nil, err
-	}
-	g.debugf("mounting the image %s", img.Name())
-	return img, img, nil
-}
-
-// isOCILayout reports whether dir is an OCI image layout rather than a tree
-// to mount as it is.
-func isOCILayout(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, "oci-layout"))
-	return err == nil
-}
-
-// isTarball reports whether the file starts like a tar archive (the ustar
-// magic at offset 257), as a docker-save tarball does.
-func isTarball(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	magic := make([]byte, 5)
-	if _, err := f.ReadAt(magic, 257); err != nil {
-		return false
-	}
-	return string(magic) == "ustar"
-}
-
-// prefetchEntrypoint warms the cache with what the image's program needs,
-// the files `nanofs build` would copy, while the mount already serves.
-func prefetchEntrypoint(ctx context.Context, g *globals, img *lazy.Image) {
-	plan, err := resolve.Resolve(img, build.ImageConfig(img), resolve.WithAllowMissing())
-	if err != nil {
-		g.logf("prefetch: %v", err)
-		return
-	}
-	files := plan.ImageFiles()
-	if err := img.Prefetch(ctx, files); err != nil && ctx.Err() == nil {
-		g.logf("prefetch: %v", err)
-		return
-	}
-	g.debugf("prefetched %d files (%s) that %s needs", len(files), byteCount(plan.Size()), plan.Program)
-}
-
 // sourceName is how the mount table names SOURCE: a directory by its
 // absolute path, anything else as given.
 func sourceName(src string) string {
@@ -167,19 +75,30 @@ func mountForeground(ctx context.Context, g *globals, images *imageFlags, prefet
 	ready := takeReadyFD()
 	defer func() { ready.report(err) }()
 
-	fsys, closer, err := openSource(ctx, g, images, src)
+	if err := images.check(); err != nil {
+		return err
+	}
+	source, err := build.Open(ctx, src, build.WithImageOptions(images.lazyOptions()...), build.WithLog(g.logf, g.debugf),
+		build.WithProgress(newProgress(g).show))
 	if err != nil {
 		return err
 	}
-	defer closer.Close()
-	srv, err := fusefs.Mount(dir, fsys, fusefs.WithSource(sourceName(src)))
+	defer source.Close()
+	srv, err := fusefs.Mount(dir, source.FS, fusefs.WithSource(sourceName(src)))
 	if err != nil {
 		return err
 	}
 	g.logf("mounted %s on %s (Ctrl-C or `nanofs umount %s` unmounts it)", src, srv.Dir(), dir)
 	ready.report(nil)
-	if img, ok := fsys.(*lazy.Image); ok && prefetch {
-		go prefetchEntrypoint(ctx, g, img)
+	if source.Image != nil && prefetch {
+		go func() {
+			plan, err := source.PrefetchProgram(ctx)
+			if err != nil && ctx.Err() == nil {
+				g.logf("prefetch: %v", err)
+			} else if err == nil {
+				g.debugf("prefetched %d files (%s) that %s needs", len(plan.ImageFiles()), byteCount(plan.Size()), plan.Program)
+			}
+		}()
 	}
 
 	done := make(chan struct{})

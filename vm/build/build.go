@@ -34,6 +34,7 @@ import (
 	"github.com/nanofs/nanofs/fusefs"
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/resolve"
+	"github.com/nanofs/nanofs/tfs"
 	"github.com/nanofs/nanofs/vm"
 	"github.com/nanofs/nanofs/vm/content"
 	"github.com/nanofs/nanofs/vm/opsconfig"
@@ -94,7 +95,7 @@ func Build(ctx context.Context, source string, opts ...Option) (*Result, error) 
 			return nil
 		}
 		var err error
-		if size, err = vm.ParseSize(o.size); err == nil && size == 0 {
+		if size, err = tfs.ParseSize(o.size); err == nil && size == 0 {
 			err = fmt.Errorf("%q is not a size like 512M or 2G", o.size)
 		}
 		if err != nil {
@@ -138,7 +139,7 @@ func Resolve(ctx context.Context, source string, opts ...Option) (*Result, error
 
 // prepare checks the options (check: those of the output), opens the
 // source and resolves the plan. The caller closes the source.
-func (o *options) prepare(ctx context.Context, source string, check func() error) (*source, *Result, error) {
+func (o *options) prepare(ctx context.Context, source string, check func() error) (*Source, *Result, error) {
 	if err := o.loadConfig(); err != nil {
 		return nil, nil, err
 	}
@@ -154,12 +155,12 @@ func (o *options) prepare(ctx context.Context, source string, check func() error
 			return nil, nil, err
 		}
 	}
-	src, err := open(ctx, source, o)
+	src, err := open(ctx, source, o, false)
 	o.progress(Progress{Phase: PhaseResolve, Image: source})
 	if err != nil {
 		return nil, nil, err
 	}
-	res := &Result{Source: src.kind, Image: src.name, Config: o.config}
+	res := &Result{Source: src.Kind, Image: src.Name, Config: o.config}
 	if err := o.resolve(src, workdir, res); err != nil {
 		src.close()
 		return nil, nil, err
@@ -168,11 +169,11 @@ func (o *options) prepare(ctx context.Context, source string, check func() error
 }
 
 // measure records what reading the image cost.
-func (o *options) measure(src *source, res *Result) {
-	if src.img == nil {
+func (o *options) measure(src *Source, res *Result) {
+	if src.Image == nil {
 		return
 	}
-	res.Fetched = src.img.Stats()
+	res.Fetched = src.Image.Stats()
 	for _, l := range res.Fetched.Layers {
 		res.TOCBytes += l.TOCBytes
 	}
@@ -181,7 +182,7 @@ func (o *options) measure(src *source, res *Result) {
 		names = src.layer.ImageFiles(names)
 	}
 	var err error
-	if res.MinFetch, err = src.img.MinTransfer(names); err != nil {
+	if res.MinFetch, err = src.Image.MinTransfer(names); err != nil {
 		o.debugf("measuring the plan's transfer size: %v", err)
 	}
 }
@@ -263,29 +264,48 @@ func (o *options) checkWorkdir() (string, error) {
 	return path.Clean(o.workdir), nil
 }
 
-// source is an opened source: where the plan's files are read from and
-// what the image says about its program.
-type source struct {
-	kind   lazy.Source
-	name   string
+// Source is an opened source: where files are read from and what the
+// image says about its program.
+type Source struct {
+	Kind lazy.Source
+	Name string // the image's canonical name; a directory or disk: its absolute path
+	FS   fs.FS  // the files
+	// Image is the image when the source is one (nil for a directory or a
+	// disk).
+	Image *lazy.Image
+
 	digest string // what identifies the contents, for the disk's seed
-	fsys   fs.FS  // the image, with the added files over it once laid
+	fsys   fs.FS  // FS, with the added files over it once laid
 	cfg    resolve.Config
 	hasCfg bool
 	arch   string
-	img    *lazy.Image    // nil for a directory
 	layer  *content.Layer // the added files (nil without)
 	closer func() error
 }
 
-func (s *source) close() {
-	if s.closer != nil {
-		s.closer()
+// Close lets go of the source.
+func (s *Source) Close() error {
+	if s.closer == nil {
+		return nil
 	}
+	return s.closer()
 }
 
-// open opens what source names, through its one classification.
-func open(ctx context.Context, ref string, o *options) (*source, error) {
+func (s *Source) close() { s.Close() }
+
+// Open opens what ref names, as lazy.Classify sorts it: an image (files
+// fetched when read), a directory (read through os.Root: no link leads
+// out of it) or a Nanos disk image (its root filesystem). An empty ref is
+// the nanofs mount the working directory is in (MountedRoot). Only
+// WithImageOptions, WithLog, WithProgress and WithHostDir matter here.
+func Open(ctx context.Context, ref string, opts ...Option) (*Source, error) {
+	o := newOptions(opts)
+	src, err := open(ctx, ref, o, true)
+	o.progress(Progress{Phase: PhaseDone, Image: ref})
+	return src, err
+}
+
+func open(ctx context.Context, ref string, o *options, disks bool) (*Source, error) {
 	if ref == "" {
 		dir, err := MountedRoot(o.cwd)
 		if err != nil {
@@ -299,16 +319,18 @@ func open(ctx context.Context, ref string, o *options) (*source, error) {
 	}
 	switch kind.Kind {
 	case lazy.KindDisk:
-		return nil, fmt.Errorf("%s %w", ref, ErrDiskImage)
+		if !disks {
+			return nil, fmt.Errorf("%s %w", ref, ErrDiskImage)
+		}
+		return openDisk(kind, o)
 	case lazy.KindDirectory:
-		// os.Root: no link inside the directory leads the build out of it.
 		root, err := os.OpenRoot(kind.Path)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("source: %w", err)
 		}
 		abs, _ := filepath.Abs(kind.Path)
-		o.debugf("building from the directory %s", abs)
-		return &source{kind: kind, name: abs, digest: "dir:" + abs, fsys: root.FS(), arch: runtime.GOARCH, closer: root.Close}, nil
+		o.debugf("reading the directory %s", abs)
+		return &Source{Kind: kind, Name: abs, FS: root.FS(), digest: "dir:" + abs, fsys: root.FS(), arch: runtime.GOARCH, closer: root.Close}, nil
 	}
 	iopts := append(slices.Clone(o.imageOpts), lazy.WithProgress(func(s lazy.Stats) {
 		o.progress(Progress{Phase: PhaseOpen, Image: ref, Fetched: s.Bytes})
@@ -318,18 +340,55 @@ func open(ctx context.Context, ref string, o *options) (*source, error) {
 		return nil, err
 	}
 	o.debugf("opened %s", img.Name())
-	return &source{
-		kind: kind, name: img.Name(), digest: img.Digest().String(), fsys: img, img: img, hasCfg: true,
-		cfg:  ImageConfig(img),
-		arch: img.ConfigFile().Architecture, closer: img.Close,
+	return &Source{
+		Kind: kind, Name: img.Name(), FS: img, Image: img, digest: img.Digest().String(), fsys: img, hasCfg: true,
+		cfg: ImageConfig(img), arch: img.ConfigFile().Architecture, closer: img.Close,
 	}, nil
+}
+
+// openDisk opens the root filesystem of a Nanos disk image; a file that is
+// none may yet be a tarball that does not start like one.
+func openDisk(kind lazy.Source, o *options) (*Source, error) {
+	f, err := os.Open(kind.Path)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	fsys, err := tfs.Open(f, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("source %s is neither a Nanos disk image nor a docker-save tarball: %w", kind.Path, err)
+	}
+	abs, _ := filepath.Abs(kind.Path)
+	o.debugf("reading the root filesystem of the Nanos disk image %s", abs)
+	return &Source{Kind: kind, Name: abs, FS: fsys, fsys: fsys, closer: f.Close}, nil
+}
+
+// PrefetchProgram warms the cache with what the image's program needs,
+// the files Build would copy, and returns the plan it fetched for.
+func (s *Source) PrefetchProgram(ctx context.Context) (*resolve.Plan, error) {
+	if s.Image == nil {
+		return nil, errors.New("only an image is fetched")
+	}
+	plan, err := resolve.Resolve(s.Image, s.cfg, resolve.WithAllowMissing())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Image.Prefetch(ctx, plan.ImageFiles()); err != nil {
+		return nil, err
+	}
+	return plan, nil
 }
 
 // resolve lays the added files over the source and works out the plan
 // over both.
-func (o *options) resolve(src *source, workdir string, res *Result) error {
+func (o *options) resolve(src *Source, workdir string, res *Result) error {
 	if !src.hasCfg && o.entry == "" {
-		return fmt.Errorf("%s: %w", src.name, ErrNoConfig)
+		return fmt.Errorf("%s: %w", src.Name, ErrNoConfig)
 	}
 	cfg := src.cfg
 	if workdir != "" {
@@ -353,7 +412,7 @@ func (o *options) resolve(src *source, workdir string, res *Result) error {
 	}
 	plan, err := resolve.Resolve(src.fsys, cfg, ropts...)
 	if err != nil {
-		return fmt.Errorf("%s: %w", src.kind.Ref, err)
+		return fmt.Errorf("%s: %w", src.Kind.Ref, err)
 	}
 	for _, w := range plan.Warnings {
 		o.logf("warning: %s", w)
@@ -412,7 +471,7 @@ func (o *options) findKernel() (vm.Kernel, error) {
 	return k, nil
 }
 
-func (o *options) writeDisk(ctx context.Context, ref string, src *source, size int64, res *Result) error {
+func (o *options) writeDisk(ctx context.Context, ref string, src *Source, size int64, res *Result) error {
 	var dopts []vm.DiskOption
 	if size > 0 {
 		dopts = append(dopts, vm.WithDiskSize(size))
@@ -451,8 +510,8 @@ func (o *options) writeDisk(ctx context.Context, ref string, src *source, size i
 		vm.WithParallel(o.parallel),
 		vm.WithFileWritten(func(string, int64) {
 			p := Progress{Phase: PhaseWrite, Image: ref, Need: need, Files: res.Files, Written: int(written.Add(1))}
-			if src.img != nil {
-				st := src.img.Stats()
+			if src.Image != nil {
+				st := src.Image.Stats()
 				p.Fetched, p.Layers = st.Bytes, st.Layers
 			}
 			o.progress(p)
@@ -484,7 +543,7 @@ func (p *pkgOptions) check(ref string) error {
 	return nil
 }
 
-func (o *options) writePackage(ctx context.Context, src *source, res *Result) error {
+func (o *options) writePackage(ctx context.Context, src *Source, res *Result) error {
 	if klibs := o.klibs(); len(klibs) > 0 {
 		o.logf("warning: a package cannot carry klibs (%s): give them to ops (Klibs in its config)", strings.Join(klibs, ", "))
 	}

@@ -122,7 +122,7 @@ func WithHostDir(dir string) Option { return func(o *options) { o.cwd = dir } }
 // WithOutput names the disk to write (default DefaultDiskName).
 func WithOutput(path string) Option { return func(o *options) { o.output = path } }
 
-// WithSize sets the disk size, such as 512M (vm.ParseSize).
+// WithSize sets the disk size, such as 512M (tfs.ParseSize).
 func WithSize(size string) Option { return func(o *options) { o.size = size } }
 
 // WithKernelFiles names the Nanos kernel.img and boot.img (either may be

@@ -118,7 +118,7 @@ var opsKeys = []opsKey{
 			return err
 		}
 		if c.BaseVolumeSz != "" {
-			if _, err := vm.ParseSize(c.BaseVolumeSz); err != nil {
+			if _, err := tfs.ParseSize(c.BaseVolumeSz); err != nil {
 				return err
 			}
 		}

@@ -1,4 +1,4 @@
-package vm
+package tfs
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 // ParseSize reads a byte count: a number with an optional binary unit,
 // K, M, G or T, optionally followed by "i" and "B", in any case (512M,
 // 2GiB, 100m, 1048576). It is the one size grammar of nanofs: disk sizes,
-// ops's BaseVolumeSz and mkfs sizes. Zero is accepted; callers that need
+// ops's BaseVolumeSz and mkfs sizes and, through vm.ParseMemory, guest memory. Zero is accepted; callers that need
 // a positive size say so.
 func ParseSize(s string) (int64, error) {
 	t := strings.ToUpper(strings.TrimSpace(s))
