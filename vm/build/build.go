@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"net"
 	"os"
 	"path"
 	"path/filepath"
@@ -27,6 +28,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -337,6 +339,9 @@ func open(ctx context.Context, ref string, o *options, disks bool) (*Source, err
 	}))
 	img, err := lazy.Open(ctx, ref, iopts...)
 	if err != nil {
+		if kind.Kind == lazy.KindRegistry && unreachable(err) {
+			err = &UnreachableError{Err: err}
+		}
 		return nil, err
 	}
 	o.debugf("opened %s", img.Name())
@@ -674,4 +679,33 @@ func MountedRoot(dir string) (string, error) {
 		return "", fmt.Errorf("no image named, and %w", err)
 	}
 	return mp, nil
+}
+
+// UnreachableError: the registry could not be reached. Its message says
+// how to build without one.
+type UnreachableError struct{ Err error }
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("%v (without a reachable registry, give an OCI image layout directory (oci:DIR) or a `docker save` tarball (docker-archive:FILE) instead)", e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// unreachable tells a failure to reach a registry (no route, no such host,
+// refused, timed out) from its answers.
+func unreachable(err error) bool {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	if errors.As(err, &dnsErr) || errors.As(err, &opErr) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH) {
+		return true
+	}
+	// go-containerregistry's ping flattens some of these into text.
+	msg := err.Error()
+	for _, s := range []string{"connection refused", "no such host", "network is unreachable", "no route to host", "i/o timeout"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
