@@ -113,7 +113,12 @@ func (e Entry) MarshalJSON() ([]byte, error) {
 	return json.Marshal(j)
 }
 
-func formatMode(m fs.FileMode) string {
+func formatMode(m fs.FileMode) string { return fmt.Sprintf("%04o", UnixMode(m)) }
+
+// UnixMode gives the permission bits of m with setuid, setgid and sticky
+// in their Unix places (0o4000, 0o2000, 0o1000), as tar headers, ops
+// packages and the plan's JSON want them.
+func UnixMode(m fs.FileMode) uint32 {
 	v := uint32(m.Perm())
 	if m&fs.ModeSetuid != 0 {
 		v |= 0o4000
@@ -124,7 +129,7 @@ func formatMode(m fs.FileMode) string {
 	if m&fs.ModeSticky != 0 {
 		v |= 0o1000
 	}
-	return fmt.Sprintf("%04o", v)
+	return v
 }
 
 // Role is why an ELF object is loaded.

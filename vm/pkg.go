@@ -349,7 +349,7 @@ var packageTime = time.Unix(0, 0).UTC()
 
 func (s *tarSink) header(name string, typ byte, mode fs.FileMode) *tar.Header {
 	return &tar.Header{
-		Typeflag: typ, Name: name, Mode: tarMode(mode), ModTime: packageTime,
+		Typeflag: typ, Name: name, Mode: int64(resolve.UnixMode(mode)), ModTime: packageTime,
 		Uname: "root", Gname: "root", Format: tar.FormatPAX,
 	}
 }
@@ -380,22 +380,6 @@ func (s *tarSink) file(name string, mode fs.FileMode, size int64, r io.Reader) e
 		return fmt.Errorf("%d bytes, the image said %d", n, size)
 	}
 	return nil
-}
-
-// tarMode gives the permission bits with setuid, setgid and sticky in
-// their Unix places.
-func tarMode(m fs.FileMode) int64 {
-	v := int64(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		v |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		v |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		v |= 0o1000
-	}
-	return v
 }
 
 // dirSink writes entries into a directory on the host.

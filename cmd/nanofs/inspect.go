@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"strings"
 
 	"github.com/nanofs/nanofs/tfs"
 	"github.com/spf13/cobra"
@@ -114,20 +113,8 @@ func runInspect(g *globals, args []string, o inspectOptions) error {
 	return inspectList(g, fsys, p)
 }
 
-// inspectPath turns a user path (/etc/passwd, etc/passwd, /) into io/fs form.
-func inspectPath(p string) (string, error) {
-	q := strings.Trim(p, "/")
-	if q == "" {
-		return ".", nil
-	}
-	if !fs.ValidPath(q) {
-		return "", fmt.Errorf("invalid path %q", p)
-	}
-	return q, nil
-}
-
 func inspectCat(g *globals, fsys *tfs.FS, p string) error {
-	name, err := inspectPath(p)
+	name, err := imagePath(p)
 	if err != nil {
 		return err
 	}
@@ -144,7 +131,7 @@ func inspectCat(g *globals, fsys *tfs.FS, p string) error {
 }
 
 func inspectList(g *globals, fsys *tfs.FS, p string) error {
-	start, err := inspectPath(p)
+	start, err := imagePath(p)
 	if err != nil {
 		return err
 	}

@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -19,10 +16,6 @@ import (
 )
 
 func init() { verbs = append(verbs, newMountCmd) }
-
-// readyFDEnv tells a server started by `mount --background` which
-// descriptor to report on: "ok" once the mount is up, or why it failed.
-const readyFDEnv = "NANOFS_MOUNT_READY_FD"
 
 func newMountCmd(g *globals) *cobra.Command {
 	var (
@@ -48,7 +41,7 @@ is ready.`,
   nanofs mount --background ./rootfs /mnt/x && ls /mnt/x && nanofs umount /mnt/x`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if background && os.Getenv(readyFDEnv) == "" {
+			if background && !fusefs.IsServer() {
 				return mountBackground(cmd.Context(), g, args[1])
 			}
 			return mountForeground(cmd.Context(), g, &images, prefetch, args[0], args[1])
@@ -72,8 +65,8 @@ func sourceName(src string) string {
 }
 
 func mountForeground(ctx context.Context, g *globals, images *imageFlags, prefetch bool, src, dir string) (err error) {
-	ready := takeReadyFD()
-	defer func() { ready.report(err) }()
+	ready := fusefs.TakeReady()
+	defer func() { ready.Report(err) }()
 
 	if err := images.check(); err != nil {
 		return err
@@ -89,7 +82,7 @@ func mountForeground(ctx context.Context, g *globals, images *imageFlags, prefet
 		return err
 	}
 	g.logf("mounted %s on %s (Ctrl-C or `nanofs umount %s` unmounts it)", src, srv.Dir(), dir)
-	ready.report(nil)
+	ready.Report(nil)
 	if source.Image != nil && prefetch {
 		go func() {
 			plan, err := source.PrefetchProgram(ctx)
@@ -135,82 +128,16 @@ func mountBackground(ctx context.Context, g *globals, dir string) error {
 	if err != nil {
 		return fmt.Errorf("--background: finding this program: %w", err)
 	}
-	r, w, err := os.Pipe()
+	pid, err := fusefs.StartServer(ctx, exe, os.Args[1:])
 	if err != nil {
-		return fmt.Errorf("--background: %w", err)
+		return err
 	}
-	defer r.Close()
-	cmd := exec.Command(exe, os.Args[1:]...)
-	cmd.Env = append(os.Environ(), readyFDEnv+"=3") // ExtraFiles[0] is fd 3
-	cmd.ExtraFiles = []*os.File{w}
-	// Its own session: no terminal signals, and it outlives this process.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
-	w.Close()
-	if err != nil {
-		return fmt.Errorf("--background: starting the server: %w", err)
+	if pid <= 0 {
+		return fmt.Errorf("the mount server reported ready but its pid is unknown (%d)", pid)
 	}
-
-	reply := make(chan string, 1)
-	go func() {
-		b, _ := io.ReadAll(r)
-		reply <- string(b)
-	}()
-	select {
-	case <-ctx.Done():
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return ctx.Err()
-	case msg := <-reply:
-		switch {
-		case msg == readyOK:
-			g.logf("mounted on %s, server pid %d (`nanofs umount %s` unmounts it)", dir, cmd.Process.Pid, dir)
-			fmt.Fprintln(g.stdout, cmd.Process.Pid)
-			return cmd.Process.Release()
-		case strings.HasPrefix(msg, readyFailed):
-			_ = cmd.Wait()
-			return errors.New(strings.TrimPrefix(msg, readyFailed))
-		default:
-			werr := cmd.Wait()
-			return fmt.Errorf("the mount server exited before the mount was ready (%v)", werr)
-		}
-	}
-}
-
-const (
-	readyOK     = "ok\n"
-	readyFailed = "error: "
-)
-
-// readyFD is the background server's end of the pipe to its parent; nil in
-// the foreground.
-type readyFD struct{ f *os.File }
-
-func takeReadyFD() *readyFD {
-	s := os.Getenv(readyFDEnv)
-	if s == "" {
-		return nil
-	}
-	os.Unsetenv(readyFDEnv)
-	fd, err := strconv.Atoi(s)
-	if err != nil {
-		return nil
-	}
-	return &readyFD{f: os.NewFile(uintptr(fd), "mount-ready")}
-}
-
-// report tells the parent the outcome, once; later calls do nothing.
-func (r *readyFD) report(err error) {
-	if r == nil || r.f == nil {
-		return
-	}
-	msg := readyOK
-	if err != nil {
-		msg = readyFailed + err.Error()
-	}
-	_, _ = io.WriteString(r.f, msg)
-	r.f.Close()
-	r.f = nil
+	g.logf("mounted on %s, server pid %d (`nanofs umount %s` unmounts it)", dir, pid, dir)
+	fmt.Fprintln(g.stdout, pid)
+	return nil
 }
 
 // hasFlag reports whether the long flag --name appears in args.

@@ -15,24 +15,9 @@ import (
 	"github.com/nanofs/nanofs/internal/testimage"
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/resolve"
-	"github.com/nanofs/nanofs/tfs"
 	"github.com/nanofs/nanofs/vm"
 	"github.com/nanofs/nanofs/vm/opsconfig"
 )
-
-// openTestDisk opens the root filesystem of a disk after verifying it.
-func openTestDisk(t *testing.T, disk string) *tfs.FS {
-	t.Helper()
-	f, err := os.Open(disk)
-	require.NoError(t, err)
-	t.Cleanup(func() { f.Close() })
-	st, err := f.Stat()
-	require.NoError(t, err)
-	require.NoError(t, tfs.Verify(f, st.Size()), "tfs.Verify %s", disk)
-	fsys, err := tfs.Open(f, st.Size())
-	require.NoError(t, err)
-	return fsys
-}
 
 // noKernel hides every kernel Build could find.
 func noKernel(t *testing.T) {
@@ -75,7 +60,7 @@ func TestBuild(t *testing.T) {
 	assert.Positive(t, res.Fetched.Bytes)
 	assert.Contains(t, phases, PhaseWrite)
 	assert.Equal(t, PhaseDone, phases[len(phases)-1])
-	disk := openTestDisk(t, res.Output)
+	disk := testimage.OpenDisk(t, res.Output)
 	for _, e := range res.Plan.Entries {
 		if e.Kind == resolve.KindFile {
 			_, err := disk.Stat(strings.TrimPrefix(e.Path, "/"))
@@ -103,7 +88,7 @@ func TestBuildDirectory(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, lazy.KindDirectory, res.Source.Kind)
 	assert.Equal(t, fx.Dynamic, res.Plan.Program)
-	_, err = openTestDisk(t, out).Stat(strings.TrimPrefix(fx.Dynamic, "/"))
+	_, err = testimage.OpenDisk(t, out).Stat(strings.TrimPrefix(fx.Dynamic, "/"))
 	assert.NoError(t, err)
 	rootfs := filepath.Join(t.TempDir(), "rootfs")
 	require.NoError(t, os.Mkdir(rootfs, 0o755))

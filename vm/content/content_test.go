@@ -14,27 +14,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nanofs/nanofs/internal/testimage"
 	"github.com/nanofs/nanofs/lazy/hostfs"
 	"github.com/nanofs/nanofs/vm/opsconfig"
 )
 
-// writeTree writes files (name -> content; "->T" makes a link to T, a
-// name ending in "/" a directory) under dir.
-func writeTree(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, content := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		switch {
-		case strings.HasSuffix(name, "/"):
-			require.NoError(t, os.MkdirAll(p, 0o755))
-		case strings.HasPrefix(content, "->"):
-			require.NoError(t, os.Symlink(content[2:], p))
-		default:
-			require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
-		}
-	}
-}
+// writeTree writes a host tree (testimage.WriteTree).
+var writeTree = testimage.WriteTree
 
 func TestParseAdd(t *testing.T) {
 	cwd := t.TempDir()
