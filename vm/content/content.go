@@ -1,9 +1,3 @@
-// Package content owns the local files a build adds to an image: --add
-// style SRC[:DST] specs, an ops config's Files, Dirs and MapDirs, and the
-// program's arguments that name local files (auto-add). It lays them
-// over the image as one file system (hostfs), says what was added from
-// where, tells resolve which paths are added (resolve.WithAdded), and
-// digests them for the disk's seed.
 package content
 
 import (
@@ -19,9 +13,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/nanofs/nanofs/lazy/hostfs"
 	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/content/hostfs"
 	"github.com/nanofs/nanofs/vm/opsconfig"
 )
 

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nanofs/nanofs/internal/testimage"
-	"github.com/nanofs/nanofs/lazy/hostfs"
+	"github.com/nanofs/nanofs/vm/content/hostfs"
 	"github.com/nanofs/nanofs/vm/opsconfig"
 )
 
