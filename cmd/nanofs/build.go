@@ -15,6 +15,7 @@ import (
 	"github.com/nanofs/nanofs/vm"
 	"github.com/nanofs/nanofs/vm/build"
 	"github.com/nanofs/nanofs/vm/content"
+	"github.com/nanofs/nanofs/vm/kernel"
 )
 
 func init() { verbs = append(verbs, newBuildCmd) }
@@ -224,8 +225,8 @@ func flagError(err error) error {
 	case errors.As(err, &ce):
 		return fmt.Errorf("%w (--overwrite replaces it)", err)
 	case errors.As(err, &nb):
-		return replaceMessage(err, nb.Error(), fmt.Sprintf("found the kernel %s (from %s) but no boot.img: pass --boot or set %s", nb.Kernel.Kernel, nb.Kernel.Source, vm.EnvBoot))
-	case errors.Is(err, vm.ErrNoKernel):
+		return replaceMessage(err, nb.Error(), fmt.Sprintf("found the kernel %s (from %s) but no boot.img: pass --boot or set %s", nb.Kernel.Kernel, nb.Kernel.Source, kernel.EnvBoot))
+	case errors.Is(err, kernel.ErrNoKernel):
 		return fmt.Errorf("%w (or build with --no-bootloader for a root-filesystem-only disk)", err)
 	case errors.Is(err, build.ErrNoConfig):
 		return replaceMessage(err, build.ErrNoConfig.Error(), "a directory has no image config: name the program with --entry")

@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nanofs/nanofs/vm"
 	"github.com/nanofs/nanofs/vm/build"
+	"github.com/nanofs/nanofs/vm/opspkg"
 )
 
 func init() { verbs = append(verbs, newPkgCmd) }
@@ -69,17 +69,17 @@ package with such a link).`,
 
 // pkgSummary is what `nanofs pkg` reports.
 type pkgSummary struct {
-	Name         string             `json:"name"`
-	Image        string             `json:"image"`
-	Arch         string             `json:"arch"`
-	Archive      string             `json:"archive,omitempty"`
-	Installed    string             `json:"installed,omitempty"`
-	Manifest     vm.PackageManifest `json:"manifest"`
-	Files        int                `json:"files"`
-	Bytes        int64              `json:"bytes"`
-	FetchedBytes int64              `json:"fetched_bytes"`
-	Seconds      float64            `json:"seconds"`
-	Warnings     []string           `json:"warnings,omitempty"`
+	Name         string                 `json:"name"`
+	Image        string                 `json:"image"`
+	Arch         string                 `json:"arch"`
+	Archive      string                 `json:"archive,omitempty"`
+	Installed    string                 `json:"installed,omitempty"`
+	Manifest     opspkg.PackageManifest `json:"manifest"`
+	Files        int                    `json:"files"`
+	Bytes        int64                  `json:"bytes"`
+	FetchedBytes int64                  `json:"fetched_bytes"`
+	Seconds      float64                `json:"seconds"`
+	Warnings     []string               `json:"warnings,omitempty"`
 }
 
 func runPkg(ctx context.Context, g *globals, ref string, o *pkgOptions, install bool) error {

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nanofs/nanofs/vm"
 	"github.com/nanofs/nanofs/vm/build"
+	"github.com/nanofs/nanofs/vm/launch"
 	"github.com/spf13/cobra"
 )
 
@@ -85,7 +85,7 @@ func runRun(ctx context.Context, cmd *cobra.Command, g *globals, args []string, 
 	}
 	changed := cmd.Flags().Changed
 	m := build.Machine{
-		Ports: o.ports, Kernel: o.kernel, VMM: vm.VMM(o.vmm), Accel: vm.Accel(o.accel), Persist: o.persist,
+		Ports: o.ports, Kernel: o.kernel, VMM: launch.VMM(o.vmm), Accel: launch.Accel(o.accel), Persist: o.persist,
 		Stdin: cmd.InOrStdin(), Stdout: g.stdout, Stderr: g.stderr,
 		Notice: func(s string) { g.logf("nanofs: %s", s) },
 	}

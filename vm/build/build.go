@@ -27,7 +27,10 @@ import (
 	"github.com/nanofs/nanofs/tfs"
 	"github.com/nanofs/nanofs/vm"
 	"github.com/nanofs/nanofs/vm/content"
+	"github.com/nanofs/nanofs/vm/disk"
+	"github.com/nanofs/nanofs/vm/kernel"
 	"github.com/nanofs/nanofs/vm/opsconfig"
+	"github.com/nanofs/nanofs/vm/opspkg"
 )
 
 // Result is what a build made and what it cost.
@@ -36,10 +39,10 @@ type Result struct {
 	Image    string // the image's canonical name (a directory: its path)
 	Output   string // the disk written ("" for a package)
 	Plan     *resolve.Plan
-	Manifest vm.Manifest
+	Manifest disk.Manifest
 	Files    int // regular files in the plan
-	Disk     *vm.DiskInfo
-	Kernel   string // the kernel.img the disk boots ("" without bootloader)
+	Disk     *disk.DiskInfo
+	Kernel   string // the img the disk boots ("" without bootloader)
 	Package  *PackageResult
 	Added    []content.Source // local files and directories copied in
 	Config   *opsconfig.Config
@@ -53,7 +56,7 @@ type Result struct {
 type PackageResult struct {
 	Name      string
 	Arch      string
-	Manifest  vm.PackageManifest
+	Manifest  opspkg.PackageManifest
 	Archive   string // the .tar.gz written ("" for none)
 	Installed string // the package directory installed ("" for none)
 	Files     int
@@ -61,10 +64,10 @@ type PackageResult struct {
 }
 
 // NoBootError: a kernel was found but no bootloader next to it.
-type NoBootError struct{ Kernel vm.Kernel }
+type NoBootError struct{ Kernel kernel.Kernel }
 
 func (e *NoBootError) Error() string {
-	return fmt.Sprintf("found the kernel %s (from %s) but no boot.img: name one or set %s", e.Kernel.Kernel, e.Kernel.Source, vm.EnvBoot)
+	return fmt.Sprintf("found the kernel %s (from %s) but no boot.img: name one or set %s", e.Kernel.Kernel, e.Kernel.Source, kernel.EnvBoot)
 }
 
 // ErrDiskImage: the source is a Nanos disk image, which is booted, not built.
@@ -410,7 +413,7 @@ func (o *options) resolve(src *Source, workdir string, res *Result) error {
 	for _, w := range plan.Warnings {
 		o.logf("warning: %s", w)
 	}
-	res.Plan, res.Manifest = plan, vm.ManifestFromPlan(plan)
+	res.Plan, res.Manifest = plan, disk.ManifestFromPlan(plan)
 	if o.config != nil && len(o.config.Manifest) > 0 {
 		res.Manifest.Extra = maps.Clone(o.config.Manifest)
 	}
@@ -443,15 +446,15 @@ func (o *options) resolveOptions() []resolve.Option {
 }
 
 // findKernel picks the kernel and bootloader the disk boots with.
-func (o *options) findKernel() (vm.Kernel, error) {
-	var kopts []vm.KernelOption
+func (o *options) findKernel() (kernel.Kernel, error) {
+	var kopts []kernel.KernelOption
 	if o.kernel != "" || o.boot != "" {
-		kopts = append(kopts, vm.WithKernelFiles(o.kernel, o.boot))
+		kopts = append(kopts, kernel.WithKernelFiles(o.kernel, o.boot))
 	}
 	if o.version != "" {
-		kopts = append(kopts, vm.WithVersion(o.version))
+		kopts = append(kopts, kernel.WithVersion(o.version))
 	}
-	k, err := vm.FindKernel(kopts...)
+	k, err := kernel.FindKernel(kopts...)
 	if err != nil {
 		return k, err
 	}
@@ -465,20 +468,20 @@ func (o *options) findKernel() (vm.Kernel, error) {
 }
 
 func (o *options) writeDisk(ctx context.Context, ref string, src *Source, size int64, res *Result) error {
-	var dopts []vm.DiskOption
+	var dopts []disk.DiskOption
 	if size > 0 {
-		dopts = append(dopts, vm.WithDiskSize(size))
+		dopts = append(dopts, disk.WithDiskSize(size))
 	}
 	// The kernel is looked for once the image is known to be good: a
 	// missing image is the first thing to hear about.
 	if o.noBootloader {
-		dopts = append(dopts, vm.WithoutBootloader())
+		dopts = append(dopts, disk.WithoutBootloader())
 	} else {
 		k, err := o.findKernel()
 		if err != nil {
 			return err
 		}
-		dopts = append(dopts, vm.WithKernel(k))
+		dopts = append(dopts, disk.WithKernel(k))
 		res.Kernel = k.Kernel
 	}
 	out := o.output
@@ -493,15 +496,15 @@ func (o *options) writeDisk(ctx context.Context, ref string, src *Source, size i
 		}
 	}
 	if klibs := o.klibs(); len(klibs) > 0 {
-		dopts = append(dopts, vm.WithKlibs(klibs...))
+		dopts = append(dopts, disk.WithKlibs(klibs...))
 	}
 	var written atomic.Int64
 	need := res.Plan.Size()
 	dopts = append(dopts,
-		vm.WithManifest(res.Manifest),
-		vm.WithSeed(diskSeed(src.digest, res.Manifest, [][]string{o.includes, o.dns, o.klibs()}, addedID)),
-		vm.WithParallel(o.parallel),
-		vm.WithFileWritten(func(string, int64) {
+		disk.WithManifest(res.Manifest),
+		disk.WithSeed(diskSeed(src.digest, res.Manifest, [][]string{o.includes, o.dns, o.klibs()}, addedID)),
+		disk.WithParallel(o.parallel),
+		disk.WithFileWritten(func(string, int64) {
 			p := Progress{Phase: PhaseWrite, Image: ref, Need: need, Files: res.Files, Written: int(written.Add(1))}
 			if src.Image != nil {
 				st := src.Image.Stats()
@@ -511,7 +514,7 @@ func (o *options) writeDisk(ctx context.Context, ref string, src *Source, size i
 		}),
 	)
 	o.progress(Progress{Phase: PhaseWrite, Image: ref, Need: need, Files: res.Files})
-	info, err := vm.WriteDisk(ctx, out, src.fsys, res.Plan, dopts...)
+	info, err := disk.WriteDisk(ctx, out, src.fsys, res.Plan, dopts...)
 	if err != nil {
 		return err
 	}
@@ -523,11 +526,11 @@ func (p *pkgOptions) check(ref string) error {
 	if p.name == "" {
 		p.name = DefaultPackageName(ref)
 	}
-	if err := vm.CheckPackageName(p.name); err != nil {
+	if err := opspkg.CheckPackageName(p.name); err != nil {
 		return err
 	}
 	if p.install && p.opsHome == "" {
-		h, err := vm.DefaultOpsHome()
+		h, err := kernel.DefaultOpsHome()
 		if err != nil {
 			return err
 		}
@@ -540,7 +543,7 @@ func (o *options) writePackage(ctx context.Context, src *Source, res *Result) er
 	if klibs := o.klibs(); len(klibs) > 0 {
 		o.logf("warning: a package cannot carry klibs (%s): give them to ops (Klibs in its config)", strings.Join(klibs, ", "))
 	}
-	p, err := vm.NewPackage(res.Manifest, o.pkg.name, src.arch)
+	p, err := opspkg.NewPackage(res.Manifest, o.pkg.name, src.arch)
 	if err != nil {
 		return err
 	}
@@ -549,7 +552,7 @@ func (o *options) writePackage(ctx context.Context, src *Source, res *Result) er
 		o.logf("warning: ops pkg load ignores a package's ManifestPassthrough (the working directory and other kernel keys): give them to ops in a config file (-c) as %s", keys)
 	}
 	pr := &PackageResult{Name: o.pkg.name, Arch: src.arch, Manifest: p.Manifest}
-	var info *vm.PackageInfo
+	var info *opspkg.PackageInfo
 	if o.pkg.archive != "" {
 		if info, err = p.WriteArchive(ctx, o.pkg.archive, src.fsys, res.Plan); err != nil {
 			return err
@@ -574,7 +577,7 @@ func (o *options) writePackage(ctx context.Context, src *Source, res *Result) er
 // identity of any added local files (content.Layer.Identity). The same
 // image, files and options give the same bytes; different programs from
 // one image get different UUIDs.
-func diskSeed(digest string, m vm.Manifest, lists [][]string, added ...[]byte) []byte {
+func diskSeed(digest string, m disk.Manifest, lists [][]string, added ...[]byte) []byte {
 	h := sha256.New()
 	fmt.Fprintf(h, "nanofs build\x00%s\x00%s\x00", digest, m.Program)
 	if m.Cwd != "" {

@@ -16,13 +16,14 @@ import (
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/kernel"
 	"github.com/nanofs/nanofs/vm/opsconfig"
 )
 
 // noKernel hides every kernel Build could find.
 func noKernel(t *testing.T) {
-	t.Setenv(vm.EnvKernel, "")
-	t.Setenv(vm.EnvBoot, "")
+	t.Setenv(kernel.EnvKernel, "")
+	t.Setenv(kernel.EnvBoot, "")
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	t.Setenv("HOME", t.TempDir())
 	t.Setenv("OPS_HOME", t.TempDir())
@@ -141,13 +142,13 @@ func TestBuildErrors(t *testing.T) {
 
 	_, err := Build(ctx, "/does/not/exist.tar", WithEntry("x"))
 	require.ErrorIs(t, err, lazy.ErrNoSuchSource)
-	assert.NotErrorIs(t, err, vm.ErrNoKernel)
+	assert.NotErrorIs(t, err, kernel.ErrNoKernel)
 
 	_, err = Build(ctx, reg.Host+"/no/such:1", WithEntry("x"), WithImageOptions(lazy.WithCacheDir(t.TempDir())))
 	require.ErrorIs(t, err, lazy.ErrNotFound, "the missing image is reported, not the missing kernel")
 
 	_, err = Build(ctx, fx.Root, WithEntry(fx.Dynamic), WithHostDir(t.TempDir()), WithOutput(filepath.Join(t.TempDir(), "k.img")))
-	require.ErrorIs(t, err, vm.ErrNoKernel, "a good image without a kernel")
+	require.ErrorIs(t, err, kernel.ErrNoKernel, "a good image without a kernel")
 
 	out := "/nonexistent-nanofs-16/x.img"
 	_, err = Build(ctx, fx.Root, WithEntry(fx.Dynamic), WithoutBootloader(), WithOutput(out), WithHostDir(t.TempDir()))

@@ -5,7 +5,7 @@
 // config if asked, lays the local files to add over the image
 // (vm/content), resolves the program and every file it needs (resolve,
 // with the added files as an input), finds the kernel, and writes the disk
-// (vm.WriteDisk) or the package (vm.Package). It owns the defaults a user
+// (disk.WriteDisk) or the package (opspkg.Package). It owns the defaults a user
 // sees: the output name, the disk's seed, the order of the checks.
 //
 // It must not import the CLI; what it says goes through WithLog and

@@ -125,7 +125,7 @@ func WithOutput(path string) Option { return func(o *options) { o.output = path 
 // WithSize sets the disk size, such as 512M (tfs.ParseSize).
 func WithSize(size string) Option { return func(o *options) { o.size = size } }
 
-// WithKernelFiles names the Nanos kernel.img and boot.img (either may be
+// WithKernelFiles names the Nanos img and boot.img (either may be
 // "": searched for).
 func WithKernelFiles(kernel, boot string) Option {
 	return func(o *options) { o.kernel, o.boot = kernel, boot }

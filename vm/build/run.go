@@ -9,20 +9,21 @@ import (
 	"path/filepath"
 
 	"github.com/nanofs/nanofs/lazy"
-	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/kernel"
+	"github.com/nanofs/nanofs/vm/launch"
 	"github.com/nanofs/nanofs/vm/opsconfig"
 )
 
 // Machine is how Run boots. A zero field takes the ops config's RunConfig
 // (and Kernel), then the default.
 type Machine struct {
-	Memory  string   // guest memory such as 512M (default 2G)
-	CPUs    int      // virtual CPUs (default 1)
-	Ports   []string // host ports forwarded, [HOSTIP:]HOST:GUEST[/tcp|/udp]
-	Kernel  string   // kernel.img for disks without bootloader and for Firecracker
-	VMM     vm.VMM   // default QEMU
-	Accel   vm.Accel // default auto
-	Persist bool     // keep the guest's writes to the disk
+	Memory  string       // guest memory such as 512M (default 2G)
+	CPUs    int          // virtual CPUs (default 1)
+	Ports   []string     // host ports forwarded, [HOSTIP:]HOST:GUEST[/tcp|/udp]
+	Kernel  string       // img for disks without bootloader and for Firecracker
+	VMM     launch.VMM   // default QEMU
+	Accel   launch.Accel // default auto
+	Persist bool         // keep the guest's writes to the disk
 
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
@@ -56,40 +57,40 @@ func (m *Machine) applyConfig(c *opsconfig.Config) {
 	}
 }
 
-func (m *Machine) runOptions() ([]vm.RunOption, error) {
-	mem, err := vm.ParseMemory(m.Memory)
+func (m *Machine) runOptions() ([]launch.RunOption, error) {
+	mem, err := launch.ParseMemory(m.Memory)
 	if err != nil {
 		return nil, err
 	}
 	vmm, accel := m.VMM, m.Accel
 	if vmm == "" {
-		vmm = vm.QEMU
+		vmm = launch.QEMU
 	}
 	if accel == "" {
-		accel = vm.AccelAuto
+		accel = launch.AccelAuto
 	}
-	opts := []vm.RunOption{
-		vm.WithVMM(vmm),
-		vm.WithAccel(accel),
-		vm.WithMemory(mem),
-		vm.WithCPUs(m.CPUs),
-		vm.WithConsole(m.Stdin, m.Stdout, m.Stderr),
+	opts := []launch.RunOption{
+		launch.WithVMM(vmm),
+		launch.WithAccel(accel),
+		launch.WithMemory(mem),
+		launch.WithCPUs(m.CPUs),
+		launch.WithConsole(m.Stdin, m.Stdout, m.Stderr),
 	}
 	if m.Notice != nil {
-		opts = append(opts, vm.WithNotice(m.Notice))
+		opts = append(opts, launch.WithNotice(m.Notice))
 	}
 	for _, p := range m.Ports {
-		pf, err := vm.ParsePortForward(p)
+		pf, err := launch.ParsePortForward(p)
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, vm.WithPorts(pf))
+		opts = append(opts, launch.WithPorts(pf))
 	}
 	if m.Kernel != "" {
-		opts = append(opts, vm.WithKernelSearch(vm.WithKernelFiles(m.Kernel, "")))
+		opts = append(opts, launch.WithKernelSearch(kernel.WithKernelFiles(m.Kernel, "")))
 	}
 	if m.Persist {
-		opts = append(opts, vm.WithPersist())
+		opts = append(opts, launch.WithPersist())
 	}
 	return opts, nil
 }
@@ -119,7 +120,7 @@ func Run(ctx context.Context, target string, args []string, m Machine, opts ...O
 	if cleanup != nil {
 		defer cleanup()
 	}
-	l, err := vm.NewLaunch(disk, ropts...)
+	l, err := launch.NewLaunch(disk, ropts...)
 	if err != nil {
 		return 0, err
 	}

@@ -15,7 +15,7 @@ import (
 	"strings"
 
 	"github.com/nanofs/nanofs/tfs"
-	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/launch"
 )
 
 // Config is what nanofs takes from an ops config.json (ops's
@@ -42,7 +42,7 @@ type Config struct {
 	Manifest tfs.Tuple
 
 	// RunConfig, for `run`.
-	Ports  []string // HOST:GUEST[/udp], as vm.ParsePortForward takes them
+	Ports  []string // HOST:GUEST[/udp], as launch.ParsePortForward takes them
 	Memory string
 	CPUs   int
 
@@ -182,7 +182,7 @@ var opsRunKeys = []opsKey{
 			return err
 		}
 		if c.Memory != "" {
-			if _, err := vm.ParseMemory(c.Memory); err != nil {
+			if _, err := launch.ParseMemory(c.Memory); err != nil {
 				return err
 			}
 		}
@@ -508,7 +508,7 @@ func decodePorts(raw json.RawMessage, c *Config, proto string) error {
 				guest = host
 			}
 			fwd := host + ":" + guest + proto
-			if _, err := vm.ParsePortForward(fwd); err != nil {
+			if _, err := launch.ParsePortForward(fwd); err != nil {
 				return fmt.Errorf("%q: want PORT, HOST-GUEST or a comma-separated list of those", s)
 			}
 			c.Ports = append(c.Ports, fwd)

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nanofs/nanofs/tfs"
-	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/launch"
 )
 
 // opsSample is a config as ops users write them (keys from ops's
@@ -58,7 +58,7 @@ func TestParseOpsConfig(t *testing.T) {
 	}, c.Manifest)
 	assert.Equal(t, []string{"ignoring Version (package metadata)"}, c.Warnings, "a key left empty is not worth a warning")
 	for _, p := range c.Ports {
-		_, err := vm.ParsePortForward(p)
+		_, err := launch.ParsePortForward(p)
 		assert.NoError(t, err, p)
 	}
 }
@@ -146,12 +146,12 @@ func FuzzParseOpsConfig(f *testing.F) {
 			return
 		}
 		for _, p := range c.Ports {
-			if _, err := vm.ParsePortForward(p); err != nil {
+			if _, err := launch.ParsePortForward(p); err != nil {
 				t.Fatalf("port %q: %v", p, err)
 			}
 		}
 		if c.Memory != "" {
-			if _, err := vm.ParseMemory(c.Memory); err != nil {
+			if _, err := launch.ParseMemory(c.Memory); err != nil {
 				t.Fatal(err)
 			}
 		}

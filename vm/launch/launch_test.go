@@ -1,4 +1,4 @@
-package vm
+package launch
 
 import (
 	"bytes"
@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanofs/nanofs/vm/disk"
+	vmdisk "github.com/nanofs/nanofs/vm/disk"
+	"github.com/nanofs/nanofs/vm/kernel"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -87,14 +90,14 @@ func TestGuestExitCode(t *testing.T) {
 }
 
 // testDisks writes a BIOS disk booting stage1 and a direct-boot disk.
-func testDisks(t *testing.T, stage1 []byte) (bios, direct string, k Kernel) {
+func testDisks(t *testing.T, stage1 []byte) (bios, direct string, k kernel.Kernel) {
 	t.Helper()
 	dir := t.TempDir()
 	k = testKernel(t, stage1, 2)
 	bios = filepath.Join(dir, "bios,with comma.img")
-	createTestDisk(t, bios, WithKernel(k))
+	createTestDisk(t, bios, disk.WithKernel(k))
 	direct = filepath.Join(dir, "direct.img")
-	createTestDisk(t, direct, WithoutBootloader())
+	createTestDisk(t, direct, disk.WithoutBootloader())
 	return bios, direct, k
 }
 
@@ -107,7 +110,7 @@ func TestNewLaunchQEMU(t *testing.T) {
 	l, err := NewLaunch(bios, noKVM, WithPorts(PortForward{Host: 8080, Guest: 80}, PortForward{HostAddr: "127.0.0.1", Host: 5353, Guest: 53, UDP: true}))
 	require.NoError(t, err)
 	assert.Equal(t, AccelTCG, l.Accel)
-	assert.Equal(t, LayoutBIOS, l.Layout)
+	assert.Equal(t, vmdisk.LayoutBIOS, l.Layout)
 	assert.Contains(t, l.Notice, "TCG")
 	assert.Equal(t, QEMUBinary, l.Path)
 	assert.Equal(t, []string{
@@ -139,13 +142,13 @@ func TestNewLaunchQEMU(t *testing.T) {
 	// Direct boot: microvm with the kernel.
 	l, err = NewLaunch(direct, noKVM, WithBootKernel(k))
 	require.NoError(t, err)
-	assert.Equal(t, LayoutDirect, l.Layout)
+	assert.Equal(t, vmdisk.LayoutDirect, l.Layout)
 	args := strings.Join(l.Args, " ")
 	assert.Contains(t, args, "-machine microvm,rtc=on,ioapic2=off -kernel "+k.Kernel+" -global virtio-mmio.force-legacy=false")
 	assert.Contains(t, args, "-device virtio-blk-device,drive=hd0 -device virtio-net-device,netdev=n0")
-	_, err = NewLaunch(direct, noKVM, WithKernelSearch(WithCacheDir(t.TempDir()), WithOpsHome(t.TempDir()), envOf(nil)))
-	require.ErrorIs(t, err, ErrNoKernel)
-	l, err = NewLaunch(direct, noKVM, WithKernelSearch(WithCacheDir(t.TempDir()), WithOpsHome(t.TempDir()), envOf(map[string]string{EnvKernel: k.Kernel})))
+	_, err = NewLaunch(direct, noKVM, WithKernelSearch(kernel.WithCacheDir(t.TempDir()), kernel.WithOpsHome(t.TempDir()), envOf(nil)))
+	require.ErrorIs(t, err, kernel.ErrNoKernel)
+	l, err = NewLaunch(direct, noKVM, WithKernelSearch(kernel.WithCacheDir(t.TempDir()), kernel.WithOpsHome(t.TempDir()), envOf(map[string]string{kernel.EnvKernel: k.Kernel})))
 	require.NoError(t, err)
 	assert.Equal(t, k.Kernel, l.Kernel)
 
@@ -284,20 +287,6 @@ func FuzzParseMemory(f *testing.F) {
 		n, err := ParseMemory(s)
 		if err == nil && (n <= 0 || n > 1<<24) {
 			t.Fatalf("accepted %q as %d MiB", s, n)
-		}
-	})
-}
-
-func FuzzLayoutOf(f *testing.F) {
-	bios, _ := mbrSector([512]byte{}, partition{typ: partTypeTFS, start: 12800, size: BootFSSize}, partition{typ: partTypeTFS, start: 12800 + BootFSSize, size: 1 << 20})
-	direct, _ := directBootSector(4608, 1<<20)
-	f.Add(bios[:])
-	f.Add(direct[:])
-	f.Add([]byte("NVMTFS"))
-	f.Fuzz(func(t *testing.T, s []byte) {
-		l, err := layoutOf("disk", s)
-		if err == nil && l != LayoutBIOS && l != LayoutDirect {
-			t.Fatalf("layout %v", l)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package vm
+package kernel
 
 import (
 	"archive/tar"
@@ -28,7 +28,7 @@ type tarEntry struct {
 }
 
 // releaseArchive builds a .tar.gz laid out like a Nanos release: files at
-// the top level (kernel.img, boot.img, klibs/...).
+// the top level (img, boot.img, klibs/...).
 func releaseArchive(t *testing.T, entries ...tarEntry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -245,13 +245,6 @@ func TestFetchWithoutNetwork(t *testing.T) {
 func TestReleaseURL(t *testing.T) {
 	assert.Equal(t, DefaultReleaseURL+"0.1.52/nanos-release-linux-0.1.52.tar.gz", ReleaseURL(DefaultReleaseURL, "0.1.52", "amd64"))
 	assert.Equal(t, "http://m/r/0.1.52/nanos-release-linux-0.1.52-virt.tar.gz", ReleaseURL("http://m/r", "0.1.52", "arm64"))
-}
-
-func assertEmptyDir(t *testing.T, dir string) {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	assert.Empty(t, ents, "nothing cached")
 }
 
 func FuzzExtractRelease(f *testing.F) {

@@ -1,4 +1,4 @@
-package vm
+package kernel
 
 import (
 	"debug/elf"
@@ -15,7 +15,7 @@ import (
 
 // Environment variables that name the kernel and bootloader files.
 const (
-	EnvKernel = "NANOFS_KERNEL" // path of kernel.img
+	EnvKernel = "NANOFS_KERNEL" // path of img
 	EnvBoot   = "NANOFS_BOOT"   // path of boot.img
 )
 
@@ -29,7 +29,7 @@ const (
 // Kernel names the Nanos kernel and BIOS bootloader a disk is built from
 // and booted with.
 type Kernel struct {
-	Kernel  string // kernel.img: the kernel ELF, stored as /kernel in the boot FS
+	Kernel  string // img: the kernel ELF, stored as /kernel in the boot FS
 	Boot    string // boot.img: stage1 + stage2; "" when only a kernel was given
 	KlibDir string // directory of loadable kernel libraries (release "klibs"), "" if none
 	Version string // release version, "" when unknown (explicit paths)
@@ -164,7 +164,7 @@ func checkVersion(v string) error {
 
 // FindKernel locates the kernel and bootloader. It looks, in order, at:
 // the explicit paths of WithKernelFiles; NANOFS_KERNEL and NANOFS_BOOT; the
-// nanofs cache (<cache>/<version>/kernel.img, boot.img, as Fetch writes
+// nanofs cache (<cache>/<version>/img, boot.img, as Fetch writes
 // it); an ops install (<ops home>/<version>/ as `ops` downloads releases,
 // "-arm" appended for arm64, the version taken from <ops home>/latest.txt
 // when none is asked). The explicit and environment levels may name one
@@ -205,7 +205,7 @@ func FindKernel(opts ...KernelOption) (Kernel, error) {
 	if found.Kernel == "" {
 		return Kernel{}, fmt.Errorf("%w: %s", ErrNoKernel, c.howToSupply())
 	}
-	if err := checkKernelELF(found.Kernel, c.arch); err != nil {
+	if err := CheckELF(found.Kernel, c.arch); err != nil {
 		return Kernel{}, fmt.Errorf("kernel from %s: %w", found.Source, err)
 	}
 	if found.Boot != "" {
@@ -227,7 +227,7 @@ func (c *kernelConfig) supplyFiles() string {
 		EnvKernel, EnvBoot, filepath.Join(c.cacheDir, "<version>"))
 }
 
-// releaseDir returns the kernel found in dir if it holds kernel.img.
+// releaseDir returns the kernel found in dir if it holds img.
 func releaseDir(dir, version, source string) (Kernel, bool) {
 	k := Kernel{Version: version, Source: source}
 	if fi, err := os.Stat(filepath.Join(dir, KernelFile)); err != nil || !fi.Mode().IsRegular() {
@@ -334,9 +334,9 @@ func parseVersion(v string) ([]int, bool) {
 	return out, len(out) > 0
 }
 
-// checkKernelELF checks that path is an executable ELF for goarch: a
+// CheckELF checks that path is an executable ELF for goarch: a
 // mismatched or corrupt kernel would only fail inside the VM, silently.
-func checkKernelELF(path, goarch string) error {
+func CheckELF(path, goarch string) error {
 	f, err := elf.Open(path)
 	if err != nil {
 		var pe *fs.PathError

@@ -1,4 +1,4 @@
-package vm
+package disk
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"testing/fstest"
 
 	"github.com/nanofs/nanofs/tfs"
+	"github.com/nanofs/nanofs/vm/kernel"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -42,13 +43,6 @@ func createTestDisk(t *testing.T, out string, opts ...DiskOption) *DiskInfo {
 	info, err := CreateDisk(context.Background(), out, FromFS(testTree()), opts...)
 	require.NoError(t, err)
 	return info
-}
-
-func readFile(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	require.NoError(t, err)
-	return b
 }
 
 // TestCreateDiskLayout checks a whole disk against the byte offsets of
@@ -266,14 +260,14 @@ func TestCreateDiskErrors(t *testing.T) {
 		err  string
 	}{
 		{"no kernel", ok, nil, "needs kernel.img"},
-		{"no boot image", ok, []DiskOption{WithKernel(Kernel{Kernel: k.Kernel})}, "needs boot.img"},
-		{"kernel not ELF", ok, []DiskOption{WithKernel(Kernel{Kernel: notELF, Boot: k.Boot})}, "not an ELF"},
-		{"bad boot image", ok, []DiskOption{WithKernel(Kernel{Kernel: k.Kernel, Boot: badBoot})}, "55 AA"},
+		{"no boot image", ok, []DiskOption{WithKernel(kernel.Kernel{Kernel: k.Kernel})}, "needs boot.img"},
+		{"kernel not ELF", ok, []DiskOption{WithKernel(kernel.Kernel{Kernel: notELF, Boot: k.Boot})}, "not an ELF"},
+		{"bad boot image", ok, []DiskOption{WithKernel(kernel.Kernel{Kernel: k.Kernel, Boot: badBoot})}, "55 AA"},
 		{"fill fails", failing, []DiskOption{WithKernel(k)}, "source went away"},
 		{"no program", FromFS(fstest.MapFS{"x": {Data: []byte("x")}}), []DiskOption{WithKernel(k), WithManifest(Manifest{Program: "/missing"})}, "missing"},
 		{"klibs without dir", ok, []DiskOption{WithKernel(k), WithKlibs("ntp")}, "without a klibs directory"},
 		{"klibs without bootloader", ok, []DiskOption{WithoutBootloader(), WithKlibs("ntp")}, "boot filesystem"},
-		{"hostile klib", ok, []DiskOption{WithKernel(Kernel{Kernel: k.Kernel, Boot: k.Boot, KlibDir: t.TempDir()}), WithKlibs("../x")}, "invalid klib"},
+		{"hostile klib", ok, []DiskOption{WithKernel(kernel.Kernel{Kernel: k.Kernel, Boot: k.Boot, KlibDir: t.TempDir()}), WithKlibs("../x")}, "invalid klib"},
 		{"size too small", ok, []DiskOption{WithKernel(k), WithDiskSize(1 << 20)}, "no room"},
 		{"size too small for contents", ok, []DiskOption{WithoutBootloader(), WithDiskSize(16 << 10)}, "root filesystem"},
 		{"size not in sectors", ok, []DiskOption{WithKernel(k), WithDiskSize(1000)}, "multiple of 512"},
@@ -350,17 +344,4 @@ func TestDetectLayout(t *testing.T) {
 	require.ErrorContains(t, err, "not a regular file")
 	_, err = DetectLayout(filepath.Join(dir, "missing"))
 	require.ErrorIs(t, err, os.ErrNotExist)
-}
-
-// sameBytes compares large byte slices without dumping them.
-func sameBytes(t *testing.T, want, got []byte, what string) {
-	t.Helper()
-	if bytes.Equal(want, got) {
-		return
-	}
-	i := 0
-	for i < len(want) && i < len(got) && want[i] == got[i] {
-		i++
-	}
-	t.Errorf("%s: %d bytes vs %d, first difference at byte %d", what, len(want), len(got), i)
 }

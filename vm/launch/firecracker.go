@@ -1,4 +1,4 @@
-package vm
+package launch
 
 import (
 	"encoding/json"

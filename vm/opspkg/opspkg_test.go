@@ -1,4 +1,4 @@
-package vm
+package opspkg
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 	"github.com/nanofs/nanofs/internal/testimage"
 	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/tfs"
+	"github.com/nanofs/nanofs/vm/disk"
 )
 
 func TestHostSafeTarget(t *testing.T) {
@@ -41,7 +42,7 @@ func TestHostSafeTarget(t *testing.T) {
 
 func TestNewPackage(t *testing.T) {
 	plan := &resolve.Plan{Program: "/usr/bin/node", Args: []string{"node", "hi.js"}, Env: []string{"PATH=/usr/bin", "A=b=c"}, WorkingDir: "/app"}
-	m := ManifestFromPlan(plan)
+	m := disk.ManifestFromPlan(plan)
 	m.Extra = tfs.Tuple{"readonly_rootfs": tfs.Flag{}, "en1": tfs.Tuple{"ipaddr": tfs.String("10.0.2.9")},
 		"mmap_min_addr": tfs.Int(0), "v": tfs.Strings("a", "b")}
 	p, err := NewPackage(m, "node_16.3.0", "amd64")
@@ -86,7 +87,7 @@ func TestPackageArchive(t *testing.T) {
 		t.Skip("needs GNU tar (apt-get install tar)")
 	}
 	fsys, plan := fixturePlan(t)
-	p, err := NewPackage(ManifestFromPlan(plan), "fixture_1.0", "amd64")
+	p, err := NewPackage(disk.ManifestFromPlan(plan), "fixture_1.0", "amd64")
 	require.NoError(t, err)
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -244,7 +245,7 @@ func treeHashes(t *testing.T, root string) map[string]string {
 // left behind (an existing package stays as it was).
 func TestPackageFailureLeavesNothing(t *testing.T) {
 	fsys, plan := fixturePlan(t)
-	p, err := NewPackage(ManifestFromPlan(plan), "fixture_1.0", "amd64")
+	p, err := NewPackage(disk.ManifestFromPlan(plan), "fixture_1.0", "amd64")
 	require.NoError(t, err)
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -288,7 +289,7 @@ func TestPackageHostileLinks(t *testing.T) {
 		{Path: "/etc/climb", Kind: resolve.KindSymlink, Target: "../../../../../../etc/shadow"},
 		{Path: "/etc/dots", Kind: resolve.KindSymlink, Target: "./../.././../etc/./shadow"},
 	}}
-	p, err := NewPackage(Manifest{Program: "/bin/app"}, "hostile_1", "amd64")
+	p, err := NewPackage(disk.Manifest{Program: "/bin/app"}, "hostile_1", "amd64")
 	require.NoError(t, err)
 	info, err := p.Install(context.Background(), t.TempDir(), fstest.MapFS{}, plan)
 	require.NoError(t, err)

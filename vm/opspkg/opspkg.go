@@ -1,4 +1,4 @@
-package vm
+package opspkg
 
 import (
 	"archive/tar"
@@ -21,6 +21,7 @@ import (
 
 	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/tfs"
+	"github.com/nanofs/nanofs/vm/disk"
 )
 
 // An ops package is what `ops pkg load` boots: a directory named after the
@@ -78,7 +79,7 @@ func CheckPackageName(name string) error {
 // the program stay where the program expects them), its arguments and
 // environment, and the working directory and Extra keys passed through to
 // the kernel's manifest. name is NAME_VERSION.
-func NewPackage(m Manifest, name, arch string) (*Package, error) {
+func NewPackage(m disk.Manifest, name, arch string) (*Package, error) {
 	if !path.IsAbs(m.Program) {
 		return nil, fmt.Errorf("program %q: want an absolute path", m.Program)
 	}

@@ -1,4 +1,4 @@
-package vm
+package kernel
 
 import (
 	"os"
@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// installRelease lays out a release directory (kernel.img, boot.img,
+// installRelease lays out a release directory (img, boot.img,
 // klibs/) as the cache and ops keep them.
 func installRelease(t *testing.T, dir string, withBoot bool) {
 	t.Helper()

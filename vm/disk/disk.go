@@ -1,4 +1,4 @@
-package vm
+package disk
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"slices"
 
 	"github.com/nanofs/nanofs/tfs"
+	"github.com/nanofs/nanofs/vm/kernel"
 )
 
 // Manifest holds the root-tuple keys the kernel reads (spec §7), apart from
@@ -44,7 +45,7 @@ func FromFS(fsys fs.FS) RootFiller {
 type DiskOption func(*diskConfig)
 
 type diskConfig struct {
-	kernel       Kernel
+	kernel       kernel.Kernel
 	noBootloader bool
 	klibs        []string
 	manifest     Manifest
@@ -59,7 +60,7 @@ type diskConfig struct {
 
 // WithKernel names the kernel and boot.img a bootable disk is built from
 // (see FindKernel). Direct-boot disks (WithoutBootloader) need neither.
-func WithKernel(k Kernel) DiskOption { return func(c *diskConfig) { c.kernel = k } }
+func WithKernel(k kernel.Kernel) DiskOption { return func(c *diskConfig) { c.kernel = k } }
 
 // WithoutBootloader writes a disk for direct kernel boot (QEMU -kernel on
 // the microvm machine, Firecracker): the root filesystem behind a minimal
@@ -116,8 +117,8 @@ type DiskInfo struct {
 	RootSize   int64    // bytes, to the end of the disk
 	BootUUID   [16]byte // zero without bootloader
 	RootUUID   [16]byte
-	Kernel     Kernel   // what the boot filesystem holds
-	Skipped    []string // WriteDisk: plan entries left out (paths the kernel creates at boot)
+	Kernel     kernel.Kernel // what the boot filesystem holds
+	Skipped    []string      // WriteDisk: plan entries left out (paths the kernel creates at boot)
 }
 
 // CreateDisk writes a Nanos disk image to out: the boot region from
@@ -135,28 +136,28 @@ func CreateDisk(ctx context.Context, out string, fill RootFiller, opts ...DiskOp
 		o(c)
 	}
 	info := &DiskInfo{Path: out, Bootloader: !c.noBootloader, Kernel: c.kernel}
-	if c.size < 0 || c.size%sectorSize != 0 {
-		return nil, fmt.Errorf("disk size %d is not a multiple of %d bytes", c.size, sectorSize)
+	if c.size < 0 || c.size%SectorSize != 0 {
+		return nil, fmt.Errorf("disk size %d is not a multiple of %d bytes", c.size, SectorSize)
 	}
 
-	var boot *BootImage
+	var boot *kernel.BootImage
 	if c.noBootloader {
 		if len(c.klibs) > 0 {
 			return nil, errors.New("klibs live in the boot filesystem: a disk without bootloader cannot carry them")
 		}
-		info.RootStart = sectorSize + KlogSize
+		info.RootStart = SectorSize + KlogSize
 	} else {
 		if c.kernel.Kernel == "" {
-			return nil, errors.New("a bootable disk needs kernel.img (see FindKernel), or WithoutBootloader for direct kernel boot")
+			return nil, errors.New("a bootable disk needs kernel.img (see kernel.FindKernel), or WithoutBootloader for direct kernel boot")
 		}
 		if c.kernel.Boot == "" {
-			return nil, fmt.Errorf("a bootable disk needs boot.img (set %s or name one), or use a disk without bootloader for direct kernel boot", EnvBoot)
+			return nil, fmt.Errorf("a bootable disk needs boot.img (set %s or name one), or use a disk without bootloader for direct kernel boot", kernel.EnvBoot)
 		}
-		if err := checkKernelELF(c.kernel.Kernel, "amd64"); err != nil {
+		if err := kernel.CheckELF(c.kernel.Kernel, "amd64"); err != nil {
 			return nil, err
 		}
 		var err error
-		if boot, err = ReadBootImage(c.kernel.Boot); err != nil {
+		if boot, err = kernel.ReadBootImage(c.kernel.Boot); err != nil {
 			return nil, err
 		}
 		info.Stage2 = boot.Stage2
@@ -174,7 +175,7 @@ func CreateDisk(ctx context.Context, out string, fill RootFiller, opts ...DiskOp
 	defer f.Abort()
 
 	if boot != nil {
-		if err := boot.writeStage2(f.File); err != nil {
+		if err := boot.WriteStage2(f.File); err != nil {
 			return nil, err
 		}
 		if info.BootUUID, err = writeBootFS(f.File, info.BootStart, c); err != nil {
@@ -192,7 +193,7 @@ func CreateDisk(ctx context.Context, out string, fill RootFiller, opts ...DiskOp
 		return nil, fmt.Errorf("sizing disk: %w", err)
 	}
 
-	var s0 [sectorSize]byte
+	var s0 [SectorSize]byte
 	if boot != nil {
 		s0, err = mbrSector(boot.Sector0,
 			partition{active: true, typ: partTypeTFS, start: info.BootStart, size: BootFSSize},
@@ -234,7 +235,7 @@ func writeBootFS(f *os.File, off int64, c *diskConfig) ([16]byte, error) {
 	if err != nil {
 		return [16]byte{}, fmt.Errorf("boot filesystem: %w", err)
 	}
-	if err := addHostFile(w, "kernel", c.kernel.Kernel); err != nil {
+	if err := AddHostFile(w, "kernel", c.kernel.Kernel); err != nil {
 		return [16]byte{}, fmt.Errorf("boot filesystem: %w", err)
 	}
 	if len(c.klibs) > 0 {
@@ -247,7 +248,7 @@ func writeBootFS(f *os.File, off int64, c *diskConfig) ([16]byte, error) {
 			if name == "" || name == "." || name == ".." || path.Base(name) != name {
 				return [16]byte{}, fmt.Errorf("invalid klib name %q", name)
 			}
-			if err := addHostFile(w, "klib/"+name, filepath.Join(c.kernel.KlibDir, name)); err != nil {
+			if err := AddHostFile(w, "klib/"+name, filepath.Join(c.kernel.KlibDir, name)); err != nil {
 				return [16]byte{}, fmt.Errorf("boot filesystem: klib %s: %w", name, err)
 			}
 		}
@@ -258,8 +259,8 @@ func writeBootFS(f *os.File, off int64, c *diskConfig) ([16]byte, error) {
 	return w.UUID(), nil
 }
 
-// addHostFile copies a regular host file into the volume.
-func addHostFile(w *tfs.Writer, name, host string) error {
+// AddHostFile copies a regular host file into the volume.
+func AddHostFile(w *tfs.Writer, name, host string) error {
 	src, err := os.Open(host)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package vm
+package launch
 
 import (
 	"bytes"
@@ -18,6 +18,8 @@ import (
 	"github.com/nanofs/nanofs/internal/testimage"
 	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/tfs"
+	vmdisk "github.com/nanofs/nanofs/vm/disk"
+	"github.com/nanofs/nanofs/vm/kernel"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -25,7 +27,7 @@ import (
 // Boot tests run a real Nanos kernel under QEMU. They need the kernel and
 // bootloader named by NANOFS_KERNEL and NANOFS_BOOT.
 
-func nanosKernel(t testing.TB) Kernel {
+func nanosKernel(t testing.TB) kernel.Kernel {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("boots Nanos in QEMU; skipped under -short")
@@ -33,11 +35,11 @@ func nanosKernel(t testing.TB) Kernel {
 	if _, err := exec.LookPath(QEMUBinary); err != nil {
 		t.Skipf("needs %s (Debian/Ubuntu: apt-get install qemu-system-x86)", QEMUBinary)
 	}
-	kp, bp := os.Getenv(EnvKernel), os.Getenv(EnvBoot)
+	kp, bp := os.Getenv(kernel.EnvKernel), os.Getenv(kernel.EnvBoot)
 	if kp == "" || bp == "" {
-		t.Skipf("boot tests need a Nanos kernel: set %s=/path/to/kernel.img and %s=/path/to/boot.img (for example `eval $(nanofs kernel path)` after `nanofs kernel fetch`, or the files of an ops install, ~/.ops/<version>/)", EnvKernel, EnvBoot)
+		t.Skipf("boot tests need a Nanos kernel: set %s=/path/to/kernel.img and %s=/path/to/boot.img (for example `eval $(nanofs kernel path)` after `nanofs kernel fetch`, or the files of an ops install, ~/.ops/<version>/)", kernel.EnvKernel, kernel.EnvBoot)
 	}
-	k, err := FindKernel(WithKernelFiles(kp, bp))
+	k, err := kernel.FindKernel(kernel.WithKernelFiles(kp, bp))
 	require.NoError(t, err)
 	return k
 }
@@ -75,10 +77,10 @@ func compileC(t testing.TB, src string, flags ...string) string {
 }
 
 // hostFiles is a RootFiller copying host files to the same paths.
-func hostFiles(files map[string]string) RootFiller {
+func hostFiles(files map[string]string) vmdisk.RootFiller {
 	return func(_ context.Context, w *tfs.Writer) error {
 		for name, host := range files {
-			if err := addHostFile(w, name, host); err != nil {
+			if err := vmdisk.AddHostFile(w, name, host); err != nil {
 				return err
 			}
 		}
@@ -88,16 +90,16 @@ func hostFiles(files map[string]string) RootFiller {
 
 // bootDisk builds a disk (bootable, or direct-boot) holding files, runs
 // it, and returns the console output and exit code.
-func bootDisk(t testing.TB, k Kernel, files map[string]string, m Manifest, direct bool) (string, int, time.Duration) {
+func bootDisk(t testing.TB, k kernel.Kernel, files map[string]string, m vmdisk.Manifest, direct bool) (string, int, time.Duration) {
 	t.Helper()
 	disk := filepath.Join(t.TempDir(), "boot.img")
-	opts := []DiskOption{WithManifest(m), WithSeed([]byte(t.Name()))}
+	opts := []vmdisk.DiskOption{vmdisk.WithManifest(m), vmdisk.WithSeed([]byte(t.Name()))}
 	if direct {
-		opts = append(opts, WithoutBootloader())
+		opts = append(opts, vmdisk.WithoutBootloader())
 	} else {
-		opts = append(opts, WithKernel(k))
+		opts = append(opts, vmdisk.WithKernel(k))
 	}
-	_, err := CreateDisk(context.Background(), disk, hostFiles(files), opts...)
+	_, err := vmdisk.CreateDisk(context.Background(), disk, hostFiles(files), opts...)
 	require.NoError(t, err)
 	if !direct {
 		b, err := os.ReadFile(disk)
@@ -117,7 +119,7 @@ func bootDisk(t testing.TB, k Kernel, files map[string]string, m Manifest, direc
 func TestBootNanosStatic(t *testing.T) {
 	k := nanosKernel(t)
 	prog := compileC(t, bootProgram, "-static")
-	m := Manifest{
+	m := vmdisk.Manifest{
 		Program:     "/bin/prog",
 		Arguments:   []string{"/bin/prog", "first-arg"},
 		Environment: map[string]string{"NANOFS_TEST": "from-manifest"},
@@ -162,7 +164,7 @@ func TestBootNanosDynamic(t *testing.T) {
 		require.NoError(t, err)
 		files[strings.TrimPrefix(p, "/")] = real
 	}
-	m := Manifest{Program: "/bin/prog", Arguments: []string{"/bin/prog", "dyn"}}
+	m := vmdisk.Manifest{Program: "/bin/prog", Arguments: []string{"/bin/prog", "dyn"}}
 	out, code, elapsed := bootDisk(t, k, files, m, false)
 	assert.Contains(t, out, bootMarker+" argc=2 arg1=dyn env=-\n", "console:\n%s", out)
 	assert.Equal(t, 3, code)
@@ -206,7 +208,7 @@ func TestBootNanosPlan(t *testing.T) {
 			plan, err := resolve.Resolve(fsys, resolve.Config{Entrypoint: []string{tt.program}}, tt.opts...)
 			require.NoError(t, err)
 			disk := filepath.Join(t.TempDir(), "plan.img")
-			_, err = WriteDisk(context.Background(), disk, fsys, plan, WithKernel(k), WithSeed([]byte(tt.name)))
+			_, err = vmdisk.WriteDisk(context.Background(), disk, fsys, plan, vmdisk.WithKernel(k), vmdisk.WithSeed([]byte(tt.name)))
 			require.NoError(t, err)
 			b, err := os.ReadFile(disk)
 			require.NoError(t, err)
@@ -256,8 +258,8 @@ func TestBootNanosNetwork(t *testing.T) {
 	k := nanosKernel(t)
 	prog := compileC(t, netProgram, "-static")
 	disk := filepath.Join(t.TempDir(), "net.img")
-	_, err := CreateDisk(context.Background(), disk, hostFiles(map[string]string{"bin/srv": prog}),
-		WithKernel(k), WithManifest(Manifest{Program: "/bin/srv"}))
+	_, err := vmdisk.CreateDisk(context.Background(), disk, hostFiles(map[string]string{"bin/srv": prog}),
+		vmdisk.WithKernel(k), vmdisk.WithManifest(vmdisk.Manifest{Program: "/bin/srv"}))
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -322,10 +324,10 @@ func (s *syncBuffer) String() string {
 func BenchmarkBoot(b *testing.B) {
 	k := nanosKernel(b)
 	prog := compileC(b, bootProgram, "-static")
-	m := Manifest{Program: "/bin/prog"}
+	m := vmdisk.Manifest{Program: "/bin/prog"}
 	probe := filepath.Join(b.TempDir(), "probe.img")
-	_, err := CreateDisk(context.Background(), probe, hostFiles(map[string]string{"bin/prog": prog}),
-		WithManifest(m), WithKernel(Kernel{Kernel: k.Kernel, Boot: writeBootImage(b, b.TempDir(), probeStage1, 2)}))
+	_, err := vmdisk.CreateDisk(context.Background(), probe, hostFiles(map[string]string{"bin/prog": prog}),
+		vmdisk.WithManifest(m), vmdisk.WithKernel(kernel.Kernel{Kernel: k.Kernel, Boot: writeBootImage(b, b.TempDir(), probeStage1, 2)}))
 	require.NoError(b, err)
 
 	for _, tc := range []struct {
@@ -333,13 +335,13 @@ func BenchmarkBoot(b *testing.B) {
 		direct bool
 	}{{"bios", false}, {"direct", true}} {
 		disk := filepath.Join(b.TempDir(), tc.name+".img")
-		opts := []DiskOption{WithManifest(m)}
+		opts := []vmdisk.DiskOption{vmdisk.WithManifest(m)}
 		if tc.direct {
-			opts = append(opts, WithoutBootloader())
+			opts = append(opts, vmdisk.WithoutBootloader())
 		} else {
-			opts = append(opts, WithKernel(k))
+			opts = append(opts, vmdisk.WithKernel(k))
 		}
-		_, err := CreateDisk(context.Background(), disk, hostFiles(map[string]string{"bin/prog": prog}), opts...)
+		_, err := vmdisk.CreateDisk(context.Background(), disk, hostFiles(map[string]string{"bin/prog": prog}), opts...)
 		require.NoError(b, err)
 		b.Run(tc.name, func(b *testing.B) {
 			var base, boot time.Duration
@@ -354,7 +356,7 @@ func BenchmarkBoot(b *testing.B) {
 	}
 }
 
-func timeRun(b *testing.B, disk string, k Kernel, want int) time.Duration {
+func timeRun(b *testing.B, disk string, k kernel.Kernel, want int) time.Duration {
 	var out bytes.Buffer
 	start := time.Now()
 	code, err := Run(context.Background(), disk, WithMemory(256), WithBootKernel(k), WithConsole(nil, &out, &out))

@@ -1,9 +1,8 @@
-package vm
+package launch
 
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	vmdisk "github.com/nanofs/nanofs/vm/disk"
+	"github.com/nanofs/nanofs/vm/kernel"
 )
 
 // VMM names a virtual machine monitor.
@@ -133,8 +135,8 @@ type runConfig struct {
 	memoryMiB  int
 	cpus       int
 	ports      []PortForward
-	kernel     *Kernel
-	findKernel []KernelOption
+	kernel     *kernel.Kernel
+	findKernel []kernel.KernelOption
 	persist    bool
 	stdin      io.Reader
 	stdout     io.Writer
@@ -163,11 +165,11 @@ func WithPorts(p ...PortForward) RunOption {
 
 // WithBootKernel gives the kernel for disks without bootloader and for
 // Firecracker; without it FindKernel is asked, with these options.
-func WithBootKernel(k Kernel) RunOption { return func(c *runConfig) { c.kernel = &k } }
+func WithBootKernel(k kernel.Kernel) RunOption { return func(c *runConfig) { c.kernel = &k } }
 
 // WithKernelSearch passes options to FindKernel when a kernel is needed and
 // WithBootKernel gave none.
-func WithKernelSearch(opts ...KernelOption) RunOption {
+func WithKernelSearch(opts ...kernel.KernelOption) RunOption {
 	return func(c *runConfig) { c.findKernel = append(c.findKernel, opts...) }
 }
 
@@ -192,95 +194,11 @@ func WithBinary(path string) RunOption { return func(c *runConfig) { c.binary = 
 // withKVMDevice replaces /dev/kvm (tests).
 func withKVMDevice(path string) RunOption { return func(c *runConfig) { c.kvmDevice = path } }
 
-// DiskLayout tells how a disk boots, from its sector 0.
-type DiskLayout int
-
-// Disk layouts.
-const (
-	// LayoutBIOS: boot record, stage2 and a boot filesystem with /kernel;
-	// boots from the disk alone.
-	LayoutBIOS DiskLayout = iota + 1
-	// LayoutDirect: a partition table without bootloader; the kernel is
-	// given to the monitor.
-	LayoutDirect
-)
-
-func (l DiskLayout) String() string {
-	switch l {
-	case LayoutBIOS:
-		return "BIOS boot disk"
-	case LayoutDirect:
-		return "direct-boot disk"
-	}
-	return "unknown layout"
-}
-
-// DetectLayout reads sector 0 of a disk image and tells how it boots. A raw
-// TFS volume (no partition table) cannot boot: the kernel finds its root
-// filesystem only through a partition table (spec §10).
-func DetectLayout(disk string) (DiskLayout, error) {
-	f, err := os.Open(disk)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	if !st.Mode().IsRegular() {
-		return 0, fmt.Errorf("%s is not a regular file", disk)
-	}
-	if st.Size() < sectorSize {
-		what := "an empty file"
-		if st.Size() > 0 {
-			what = fmt.Sprintf("only %d bytes long, less than one sector", st.Size())
-		}
-		return 0, fmt.Errorf("%s is %s, not a Nanos disk image: give a disk that nanofs build wrote, or an image (registry reference, OCI layout, docker-save tarball) to build and boot", disk, what)
-	}
-	var s [sectorSize]byte
-	if _, err := io.ReadFull(f, s[:]); err != nil {
-		return 0, fmt.Errorf("%s: reading sector 0: %w", disk, err)
-	}
-	return layoutOf(disk, s[:])
-}
-
-// layoutOf interprets sector 0 of a disk.
-func layoutOf(disk string, s []byte) (DiskLayout, error) {
-	if len(s) < sectorSize {
-		return 0, fmt.Errorf("%s is shorter than one sector", disk)
-	}
-	if s[510] != 0x55 || s[511] != 0xAA {
-		if bytes.HasPrefix(s, []byte("NVMTFS")) {
-			return 0, fmt.Errorf("%s is a bare TFS volume: Nanos finds its root filesystem only through a partition table; write a whole disk (nanofs build)", disk)
-		}
-		return 0, fmt.Errorf("%s is not a Nanos disk image (no partition table)", disk)
-	}
-	entry := func(i int) (typ byte, lba, count uint32) {
-		e := s[entriesOffset+16*i:]
-		return e[4], binary.LittleEndian.Uint32(e[8:]), binary.LittleEndian.Uint32(e[12:])
-	}
-	rootIdx, bootIdx := 1, 0
-	if t, _, _ := entry(0); t == partTypeEFI {
-		rootIdx, bootIdx = 2, 1
-	}
-	if _, lba, n := entry(rootIdx); lba == 0 || n == 0 {
-		return 0, fmt.Errorf("%s has no root filesystem partition", disk)
-	}
-	stage2 := binary.LittleEndian.Uint64(s[regionOffset+8:])
-	typ := binary.LittleEndian.Uint32(s[regionOffset+16:])
-	_, _, bootCount := entry(bootIdx)
-	if typ == regionTypeFS && stage2 > 0 && bootCount > 0 {
-		return LayoutBIOS, nil
-	}
-	return LayoutDirect, nil
-}
-
 // Launch is a prepared VM start: the command line and what it needs.
 type Launch struct {
 	VMM    VMM
 	Accel  Accel // QEMU only
-	Layout DiskLayout
+	Layout vmdisk.DiskLayout
 	Path   string   // executable
 	Args   []string // arguments, without Path
 	// Notice is set when the accelerator had to fall back (KVM → TCG).
@@ -326,7 +244,7 @@ func NewLaunch(disk string, opts ...RunOption) (*Launch, error) {
 	if c.cpus <= 0 || c.cpus > 255 {
 		return nil, fmt.Errorf("%d CPUs: want 1 to 255", c.cpus)
 	}
-	layout, err := DetectLayout(disk)
+	layout, err := vmdisk.DetectLayout(disk)
 	if err != nil {
 		return nil, err
 	}
@@ -335,10 +253,10 @@ func NewLaunch(disk string, opts ...RunOption) (*Launch, error) {
 		return nil, err
 	}
 	l := &Launch{VMM: c.vmm, Layout: layout, cfg: c, disk: abs}
-	if layout == LayoutDirect || c.vmm == Firecracker {
+	if layout == vmdisk.LayoutDirect || c.vmm == Firecracker {
 		k := c.kernel
 		if k == nil || k.Kernel == "" {
-			found, err := FindKernel(c.findKernel...)
+			found, err := kernel.FindKernel(c.findKernel...)
 			if err != nil {
 				return nil, fmt.Errorf("%s needs a kernel to boot: %w", disk, err)
 			}
@@ -408,7 +326,7 @@ func (l *Launch) qemu() error {
 	}
 
 	var a []string
-	if l.Layout == LayoutBIOS {
+	if l.Layout == vmdisk.LayoutBIOS {
 		a = append(a, "-machine", "q35")
 	} else {
 		// PVH direct boot works on microvm, not on q35/pc with SeaBIOS
@@ -434,7 +352,7 @@ func (l *Launch) qemu() error {
 		"-drive", drive,
 		"-netdev", netdev,
 	)
-	if l.Layout == LayoutBIOS {
+	if l.Layout == vmdisk.LayoutBIOS {
 		a = append(a,
 			"-device", "virtio-blk-pci,drive=hd0",
 			"-device", "virtio-net-pci,netdev=n0")

@@ -1,4 +1,4 @@
-package vm
+package kernel
 
 import (
 	"archive/tar"
@@ -55,7 +55,7 @@ func WithReleaseURL(base string) KernelOption {
 // WithSHA256 makes Fetch check the release archive against this hex SHA-256
 // digest. Official releases publish none (ops verifies none either), so by
 // default Fetch checks what it can: the archive's gzip checksum, its tar
-// structure, and that kernel.img and boot.img are a valid kernel and boot
+// structure, and that img and boot.img are a valid kernel and boot
 // image.
 func WithSHA256(digest string) KernelOption {
 	return func(c *kernelConfig) { c.sha256 = strings.ToLower(digest) }
@@ -89,7 +89,7 @@ func ReleaseURL(base, version, goarch string) string {
 }
 
 // Fetch downloads an official Nanos release for the platform into the
-// nanofs cache (<cache>/<version>[-arm]/ with kernel.img, boot.img and
+// nanofs cache (<cache>/<version>[-arm]/ with img, boot.img and
 // klibs/) and returns it. The archive is verified while it streams in (see
 // WithSHA256), extracted into a temporary directory, checked, and renamed
 // into place, so the cache never holds a partial release. An already cached
@@ -184,7 +184,7 @@ func Fetch(ctx context.Context, opts ...KernelOption) (Kernel, error) {
 
 // checkRelease validates the files of a release directory.
 func checkRelease(k Kernel, goarch string) error {
-	if err := checkKernelELF(k.Kernel, goarch); err != nil {
+	if err := CheckELF(k.Kernel, goarch); err != nil {
 		return err
 	}
 	if goarch == "amd64" {

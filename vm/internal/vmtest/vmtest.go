@@ -1,6 +1,10 @@
-package vm
+// Package vmtest holds the test fixtures of the vm packages: boot sectors
+// that report over the serial port, boot images laid out as Nanos's, a
+// real ELF standing in for kernel.img.
+package vmtest
 
 import (
+	"bytes"
 	"encoding/binary"
 	"os"
 	"os/exec"
@@ -11,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// probeStage1 is real-mode x86 code for a boot sector: it prints
-// probeMessage on the first serial port and writes 3 to QEMU's
+// ProbeStage1 is real-mode x86 code for a boot sector: it prints
+// ProbeMessage on the first serial port and writes 3 to QEMU's
 // isa-debug-exit port, so QEMU exits with status 7. Assembled from:
 //
 //	cli; xor %ax,%ax; mov %ax,%ds; mov $0x3f8,%dx; mov $0x7c1c,%si
@@ -20,22 +24,22 @@ import (
 //	2: mov $0x501,%dx; mov $3,%al; out %al,%dx
 //	3: hlt; jmp 3b
 //	msg: .asciz "nanofs-boot-sector-ok\n"
-var probeStage1 = []byte{
+var ProbeStage1 = []byte{
 	0xfa, 0x31, 0xc0, 0x8e, 0xd8, 0xba, 0xf8, 0x03, 0xbe, 0x1c, 0x7c, 0xac, 0x84, 0xc0, 0x74, 0x03,
 	0xee, 0xeb, 0xf8, 0xba, 0x01, 0x05, 0xb0, 0x03, 0xee, 0xf4, 0xeb, 0xfd,
 	'n', 'a', 'n', 'o', 'f', 's', '-', 'b', 'o', 'o', 't', '-', 's', 'e', 'c', 't', 'o', 'r', '-', 'o', 'k', '\n', 0,
 }
 
-const probeMessage = "nanofs-boot-sector-ok\n"
+const ProbeMessage = "nanofs-boot-sector-ok\n"
 
-// spinStage1 loops forever: cli; 1: hlt; jmp 1b.
-var spinStage1 = []byte{0xfa, 0xf4, 0xeb, 0xfd}
+// SpinStage1 loops forever: cli; 1: hlt; jmp 1b.
+var SpinStage1 = []byte{0xfa, 0xf4, 0xeb, 0xfd}
 
-// writeBootImage writes a boot.img the way Nanos's build lays it out:
+// WriteBootImage writes a boot.img the way Nanos's build lays it out:
 // stage1 code, the boot region record (base 0x8000, stage2 length, type
 // 12), empty partition entries, 55 AA, then stage2 (filled with a pattern
 // so that copies can be checked).
-func writeBootImage(t testing.TB, dir string, stage1 []byte, stage2Sectors int) string {
+func WriteBootImage(t testing.TB, dir string, stage1 []byte, stage2Sectors int) string {
 	t.Helper()
 	img := make([]byte, 512+512*stage2Sectors)
 	copy(img, stage1)
@@ -57,9 +61,9 @@ var (
 	elfErr  error
 )
 
-// testELF returns a small real x86-64 ELF executable (compiled once with
+// ELF returns a small real x86-64 ELF executable (compiled once with
 // gcc), standing in for kernel.img where only its bytes matter.
-func testELF(t testing.TB) string {
+func ELF(t testing.TB) string {
 	t.Helper()
 	elfOnce.Do(func() {
 		if _, err := exec.LookPath("gcc"); err != nil {
@@ -87,9 +91,30 @@ func testELF(t testing.TB) string {
 	return elfPath
 }
 
-// testKernel is a Kernel made of a test ELF and a boot image with the
-// given stage1.
-func testKernel(t testing.TB, stage1 []byte, stage2Sectors int) Kernel {
+// KernelFiles are a kernel.img (a test ELF) and a boot.img with the given
+// stage1, for a kernel.Kernel.
+func KernelFiles(t testing.TB, stage1 []byte, stage2Sectors int) (kernelImg, bootImg string) {
 	t.Helper()
-	return Kernel{Kernel: testELF(t), Boot: writeBootImage(t, t.TempDir(), stage1, stage2Sectors), Source: "flag"}
+	return ELF(t), WriteBootImage(t, t.TempDir(), stage1, stage2Sectors)
+}
+
+// ReadFile reads a file the test needs.
+func ReadFile(t testing.TB, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	return b
+}
+
+// SameBytes compares large byte slices without dumping them.
+func SameBytes(t testing.TB, want, got []byte, what string) {
+	t.Helper()
+	if bytes.Equal(want, got) {
+		return
+	}
+	i := 0
+	for i < len(want) && i < len(got) && want[i] == got[i] {
+		i++
+	}
+	t.Errorf("%s: %d bytes vs %d, first difference at byte %d", what, len(want), len(got), i)
 }
