@@ -93,24 +93,11 @@ func addPlan(ctx context.Context, w *tfs.Writer, fsys fs.FS, plan *resolve.Plan,
 		}
 		return false
 	}
-	var files []resolve.Entry
-	for _, e := range plan.Entries {
-		var err error
-		switch e.Kind {
-		case resolve.KindDir:
-			err = w.Mkdir(e.Path)
-		case resolve.KindSymlink:
-			err = w.Symlink(e.Target, e.Path)
-		case resolve.KindFile, resolve.KindGenerated:
-			files = append(files, e)
-			continue
-		default:
-			err = fmt.Errorf("%s: unknown entry kind %v", e.Path, e.Kind)
-		}
-		if err != nil && !skip(e.Path, err) {
-			return nil, err
-		}
+	ts := &treeSink{w: w, skip: skip}
+	if err := plan.Walk(ctx, ts); err != nil {
+		return nil, err
 	}
+	files := ts.files
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -226,4 +213,29 @@ func (t *turnReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return t.r.Read(p)
+}
+
+// treeSink puts a plan's directories and links into the volume at once and
+// collects its files for the workers.
+type treeSink struct {
+	w     *tfs.Writer
+	skip  func(p string, err error) bool
+	files []resolve.Entry
+}
+
+func (s *treeSink) Dir(e resolve.Entry) error { return s.keep(e, s.w.Mkdir(e.Path)) }
+
+func (s *treeSink) Symlink(e resolve.Entry) error { return s.keep(e, s.w.Symlink(e.Target, e.Path)) }
+
+func (s *treeSink) File(e resolve.Entry) error {
+	s.files = append(s.files, e)
+	return nil
+}
+
+// keep drops the error of an entry at a path the kernel reserves.
+func (s *treeSink) keep(e resolve.Entry, err error) error {
+	if err != nil && s.skip(e.Path, err) {
+		return nil
+	}
+	return err
 }

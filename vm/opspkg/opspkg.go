@@ -245,36 +245,34 @@ func (p *Package) write(ctx context.Context, sink packageSink, fsys fs.FS, plan 
 			return nil, fmt.Errorf("fetching the plan's files: %w", err)
 		}
 	}
-	info := &PackageInfo{}
-	for _, e := range plan.Entries {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if e.Path == "/" {
-			continue
-		}
-		name := packageSysroot + e.Path
-		switch e.Kind {
-		case resolve.KindDir:
-			err = sink.dir(name, e.Mode)
-		case resolve.KindSymlink:
-			if dir, ok := topLevelDirLink(plan, e); ok {
-				err = spreadDirLink(sink, plan, e, dir)
-				break
-			}
-			err = sink.symlink(name, hostSafeTarget(e.Path, e.Target))
-		case resolve.KindFile, resolve.KindGenerated:
-			err = copyEntry(sink, name, fsys, e)
-			info.Files++
-			info.Bytes += e.Size
-		default:
-			err = fmt.Errorf("unknown entry kind %v", e.Kind)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", e.Path, err)
-		}
+	ps := &planSink{sink: sink, plan: plan, fsys: fsys, info: &PackageInfo{}}
+	if err := plan.Walk(ctx, ps); err != nil {
+		return nil, err
 	}
-	return info, nil
+	return ps.info, nil
+}
+
+// planSink writes a plan's entries under sysroot.
+type planSink struct {
+	sink packageSink
+	plan *resolve.Plan
+	fsys fs.FS
+	info *PackageInfo
+}
+
+func (s *planSink) Dir(e resolve.Entry) error { return s.sink.dir(packageSysroot+e.Path, e.Mode) }
+
+func (s *planSink) Symlink(e resolve.Entry) error {
+	if dir, ok := topLevelDirLink(s.plan, e); ok {
+		return spreadDirLink(s.sink, s.plan, e, dir)
+	}
+	return s.sink.symlink(packageSysroot+e.Path, hostSafeTarget(e.Path, e.Target))
+}
+
+func (s *planSink) File(e resolve.Entry) error {
+	s.info.Files++
+	s.info.Bytes += e.Size
+	return copyEntry(s.sink, packageSysroot+e.Path, s.fsys, e)
 }
 
 // topLevelDirLink reports whether e is a link at the top of the root to a
