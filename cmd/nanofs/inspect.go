@@ -135,21 +135,9 @@ func inspectList(g *globals, fsys *tfs.FS, p string) error {
 	if err != nil {
 		return err
 	}
-	top, err := fsys.Lstat(start)
-	if err != nil {
-		return err
-	}
-	if !top.IsDir() { // a file, or a symlink shown as itself like ls -l does
-		return inspectLine(g, fsys, start, top)
-	}
-	return fs.WalkDir(fsys, start, func(name string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
+	// A file, or a symlink shown as itself like ls -l does; a directory
+	// with everything below it.
+	return listTree(fsys, start, false, true, func(name, _ string, info fs.FileInfo) error {
 		return inspectLine(g, fsys, name, info)
 	})
 }

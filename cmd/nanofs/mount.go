@@ -94,26 +94,13 @@ func mountForeground(ctx context.Context, g *globals, images *imageFlags, prefet
 		}()
 	}
 
-	done := make(chan struct{})
-	go func() { srv.Wait(); close(done) }()
-	select {
-	case <-done:
-		g.debugf("%s was unmounted", srv.Dir())
-		return nil
-	case <-ctx.Done():
-	}
-	if err := srv.Unmount(); err != nil {
-		// Someone is still inside. Detach the mount: everyone else sees
-		// the empty directory at once, and the server keeps answering those
-		// still inside until they leave. A second signal now ends the
-		// process the default way, for whoever does not want to wait.
+	_, err = srv.ServeUntil(ctx, func() {
 		signal.Reset(os.Interrupt, syscall.SIGTERM)
-		if err := fusefs.Unmount(srv.Dir()); err != nil {
-			return err
-		}
 		g.logf("%s is busy: detached it; serving the programs still inside until they leave (interrupt again to stop now)", srv.Dir())
+	})
+	if err != nil {
+		return err
 	}
-	<-done
 	g.debugf("unmounted %s", srv.Dir())
 	return nil
 }
