@@ -11,6 +11,7 @@ package fspath
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"strings"
 	"sync"
 	"syscall"
@@ -150,4 +151,32 @@ func (s *SeekReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		err = io.EOF
 	}
 	return n, err
+}
+
+// Entry is a canonical path of a tree and its Lstat (nil for the root).
+type Entry struct {
+	Path string
+	Info fs.FileInfo
+}
+
+// PathWalker is a Strict Walker over canonical paths, for a tree read by
+// lstat and readlink: root is the root's path, join makes a child's path.
+func PathWalker(root string, join func(dir, name string) string, lstat func(string) (fs.FileInfo, error), readlink func(string) (string, error)) Walker[Entry] {
+	return Walker[Entry]{
+		Root:  Entry{Path: root},
+		IsDir: func(e Entry) bool { return e.Info == nil || e.Info.IsDir() },
+		Child: func(dir Entry, name string) (Entry, error) {
+			p := join(dir.Path, name)
+			info, err := lstat(p)
+			return Entry{p, info}, err
+		},
+		Link: func(e Entry) (string, bool, error) {
+			if e.Info == nil || e.Info.Mode()&fs.ModeSymlink == 0 {
+				return "", false, nil
+			}
+			target, err := readlink(e.Path)
+			return target, true, err
+		},
+		Strict: true,
+	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/nanofs/nanofs/internal/fspath"
 )
 
 var (
@@ -24,7 +26,7 @@ var (
 
 // maxSymlinks bounds the symbolic links followed in one lookup, as the
 // kernel's MAXSYMLINKS does.
-const maxSymlinks = 40
+const maxSymlinks = fspath.MaxSymlinks
 
 // Add is one host file, directory or symbolic link to place in the image.
 type Add struct {
@@ -520,49 +522,10 @@ func (f *FS) readlink(p string) (string, error) {
 // from the root), the last one only if follow. It returns the canonical
 // path.
 func (f *FS) walk(name string, follow bool) (string, error) {
-	pending := strings.Split(name, "/")
-	cur := "."
-	links := 0
-	for len(pending) > 0 {
-		el := pending[0]
-		pending = pending[1:]
-		switch el {
-		case "", ".":
-			continue
-		case "..":
-			cur = parentOf(cur)
-			continue
-		}
-		next := join(cur, el)
-		st, err := f.lstat(next)
-		if err != nil {
-			return "", err
-		}
-		last := len(pending) == 0
-		switch {
-		case st.Mode()&fs.ModeSymlink != 0 && (!last || follow):
-			links++
-			if links > maxSymlinks {
-				return "", syscall.ELOOP
-			}
-			target, err := f.readlink(next)
-			if err != nil {
-				return "", err
-			}
-			if target == "" {
-				return "", fs.ErrNotExist
-			}
-			if strings.HasPrefix(target, "/") {
-				cur = "."
-			}
-			pending = append(strings.Split(target, "/"), pending...)
-			continue
-		case !last && !st.IsDir():
-			return "", syscall.ENOTDIR
-		}
-		cur = next
-	}
-	return cur, nil
+	w := fspath.PathWalker(".", join, f.lstat, f.readlink)
+	w.EmptyLink = fs.ErrNotExist
+	e, err := w.Resolve(name, follow)
+	return e.Path, err
 }
 
 func (f *FS) resolve(op, name string, follow bool) (string, error) {
