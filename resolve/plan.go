@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/nanofs/nanofs/internal/fspath"
 )
 
 var (
@@ -116,21 +118,8 @@ func (e Entry) MarshalJSON() ([]byte, error) {
 func formatMode(m fs.FileMode) string { return fmt.Sprintf("%04o", UnixMode(m)) }
 
 // UnixMode gives the permission bits of m with setuid, setgid and sticky
-// in their Unix places (0o4000, 0o2000, 0o1000), as tar headers, ops
-// packages and the plan's JSON want them.
-func UnixMode(m fs.FileMode) uint32 {
-	v := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		v |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		v |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		v |= 0o1000
-	}
-	return v
-}
+// in their Unix places (fspath.UnixMode).
+func UnixMode(m fs.FileMode) uint32 { return fspath.UnixMode(m) }
 
 // Role is why an ELF object is loaded.
 type Role string

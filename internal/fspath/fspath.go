@@ -180,3 +180,20 @@ func PathWalker(root string, join func(dir, name string) string, lstat func(stri
 		Strict: true,
 	}
 }
+
+// UnixMode gives the permission bits of m with setuid, setgid and sticky
+// in their Unix places (0o4000, 0o2000, 0o1000), as tar headers, ops
+// packages and a plan's JSON want them.
+func UnixMode(m fs.FileMode) uint32 {
+	v := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		v |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		v |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		v |= 0o1000
+	}
+	return v
+}

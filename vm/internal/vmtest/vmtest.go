@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -117,4 +118,12 @@ func SameBytes(t testing.TB, want, got []byte, what string) {
 		i++
 	}
 	t.Errorf("%s: %d bytes vs %d, first difference at byte %d", what, len(want), len(got), i)
+}
+
+// AssertEmptyDir checks that nothing was left in dir.
+func AssertEmptyDir(t testing.TB, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, ents, "nothing cached")
 }
