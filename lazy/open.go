@@ -231,7 +231,7 @@ func choosePlatform(im *v1.IndexManifest, o *options, what string) (v1.Descripto
 	if len(have) == 0 {
 		return v1.Descriptor{}, fmt.Errorf("%s: %w %s: the index lists no platforms", what, ErrPlatform, want)
 	}
-	return v1.Descriptor{}, fmt.Errorf("%s: %w %s; it has %s (choose one with --platform)", what, ErrPlatform, want, strings.Join(have, ", "))
+	return v1.Descriptor{}, fmt.Errorf("%s: %w %s; it has %s", what, ErrPlatform, want, strings.Join(have, ", "))
 }
 
 // maxConfigSize bounds the image config a registry can make us read.

@@ -14,6 +14,7 @@ const (
 	OptionEntry    = "entry"    // the program to run
 	OptionPlatform = "platform" // the image's platform
 	OptionVMM      = "vmm"      // the virtual machine monitor
+	OptionAccel    = "accel"    // the VM's accelerator
 	OptionOutput   = "output"   // the file to write
 	OptionPackage  = "name"     // the package name
 )

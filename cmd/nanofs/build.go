@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/vm"
 	"github.com/nanofs/nanofs/vm/build"
 	"github.com/nanofs/nanofs/vm/content"
@@ -175,6 +176,9 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 	}
 	p := newProgress(g)
 	res, err := build.Build(ctx, ref, append(o.buildOpts(g, p), build.WithOutput(o.out))...)
+	if errors.Is(err, kernel.ErrNoKernel) {
+		err = fmt.Errorf("%w (or build with --no-bootloader for a root-filesystem-only disk)", flagError(err))
+	}
 	if err != nil {
 		return flagError(err)
 	}
@@ -204,7 +208,7 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 var flagHints = map[string]string{
 	vm.OptionAdd: "--add", vm.OptionConfig: "--config", vm.OptionWorkdir: "--workdir", vm.OptionSize: "--size",
 	vm.OptionBoot: "--boot", vm.OptionKernel: "--kernel", vm.OptionEntry: "--entry", vm.OptionPlatform: "--platform",
-	vm.OptionVMM: "--vmm", vm.OptionOutput: "--output", vm.OptionPackage: "--name",
+	vm.OptionVMM: "--vmm", vm.OptionOutput: "--output", vm.OptionPackage: "--name", vm.OptionAccel: "--accel",
 }
 
 // flagError maps the library's typed errors to messages that name the
@@ -226,8 +230,8 @@ func flagError(err error) error {
 		return fmt.Errorf("%w (--overwrite replaces it)", err)
 	case errors.As(err, &nb):
 		return replaceMessage(err, nb.Error(), fmt.Sprintf("found the kernel %s (from %s) but no boot.img: pass --boot or set %s", nb.Kernel.Kernel, nb.Kernel.Source, kernel.EnvBoot))
-	case errors.Is(err, kernel.ErrNoKernel):
-		return fmt.Errorf("%w (or build with --no-bootloader for a root-filesystem-only disk)", err)
+	case errors.Is(err, lazy.ErrPlatform):
+		return fmt.Errorf("%w (choose one with --platform)", err)
 	case errors.Is(err, build.ErrNoConfig):
 		return replaceMessage(err, build.ErrNoConfig.Error(), "a directory has no image config: name the program with --entry")
 	}

@@ -74,7 +74,7 @@ func (f *imageFlags) open(ctx context.Context, g *globals, ref string) (*lazy.Im
 	}
 	img, err := lazy.Open(ctx, ref, opts...)
 	if err != nil {
-		return nil, err
+		return nil, flagError(err)
 	}
 	g.debugf("opened %s", img.Name())
 	return img, nil

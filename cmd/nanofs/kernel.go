@@ -100,7 +100,7 @@ NANOFS_BOOT=... lines (usable with eval), and where they were found on stderr.`,
 			}
 			k, err := kernel.FindKernel(opts...)
 			if err != nil {
-				return err
+				return flagError(err)
 			}
 			where := k.Source
 			if k.Version != "" {

@@ -74,7 +74,7 @@ func mountForeground(ctx context.Context, g *globals, images *imageFlags, prefet
 	source, err := build.Open(ctx, src, build.WithImageOptions(images.lazyOptions()...), build.WithLog(g.logf, g.debugf),
 		build.WithProgress(newProgress(g).show))
 	if err != nil {
-		return err
+		return flagError(err)
 	}
 	defer source.Close()
 	srv, err := fusefs.Mount(dir, source.FS, fusefs.WithSource(sourceName(src)))

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nanofs/nanofs/vm"
 	vmdisk "github.com/nanofs/nanofs/vm/disk"
 	"github.com/nanofs/nanofs/vm/kernel"
 )
@@ -300,7 +301,7 @@ func (l *Launch) qemu() error {
 	switch c.accel {
 	case AccelKVM:
 		if err := kvmUsable(c.kvmDevice); err != nil {
-			return fmt.Errorf("--accel kvm: %s is not usable: %w", c.kvmDevice, err)
+			return &vm.OptionError{Option: vm.OptionAccel, Value: string(AccelKVM), Err: fmt.Errorf("%s is not usable: %w", c.kvmDevice, err)}
 		}
 		l.Accel = AccelKVM
 	case AccelTCG:
