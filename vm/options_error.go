@@ -5,18 +5,11 @@ import "fmt"
 // Options of the library that a user sets, named in an OptionError. The
 // CLI maps each to its flag.
 const (
-	OptionAdd      = "add"      // a local file to add, SRC[:DST]
-	OptionConfig   = "config"   // an ops config file
-	OptionWorkdir  = "workdir"  // the program's working directory
-	OptionSize     = "size"     // the disk size
-	OptionBoot     = "boot"     // the bootloader file
-	OptionKernel   = "kernel"   // the kernel file
-	OptionEntry    = "entry"    // the program to run
-	OptionPlatform = "platform" // the image's platform
-	OptionVMM      = "vmm"      // the virtual machine monitor
-	OptionAccel    = "accel"    // the VM's accelerator
-	OptionOutput   = "output"   // the file to write
-	OptionPackage  = "name"     // the package name
+	OptionAdd     = "add"     // a local file to add, SRC[:DST]
+	OptionConfig  = "config"  // an ops config file
+	OptionWorkdir = "workdir" // the program's working directory
+	OptionSize    = "size"    // the disk size
+	OptionAccel   = "accel"   // the VM's accelerator
 )
 
 // OptionError is a bad value of an option the caller set. Its message

@@ -176,11 +176,12 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 	}
 	p := newProgress(g)
 	res, err := build.Build(ctx, ref, append(o.buildOpts(g, p), build.WithOutput(o.out))...)
-	if errors.Is(err, kernel.ErrNoKernel) {
-		err = fmt.Errorf("%w (or build with --no-bootloader for a root-filesystem-only disk)", flagError(err))
-	}
 	if err != nil {
-		return flagError(err)
+		err = flagError(err)
+		if errors.Is(err, kernel.ErrNoKernel) {
+			err = fmt.Errorf("%w (or build with --no-bootloader for a root-filesystem-only disk)", err)
+		}
+		return err
 	}
 	plan := res.Plan
 	sum := buildSummary{
@@ -207,8 +208,7 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 // flagHints says the library's errors in the words of the flags.
 var flagHints = map[string]string{
 	vm.OptionAdd: "--add", vm.OptionConfig: "--config", vm.OptionWorkdir: "--workdir", vm.OptionSize: "--size",
-	vm.OptionBoot: "--boot", vm.OptionKernel: "--kernel", vm.OptionEntry: "--entry", vm.OptionPlatform: "--platform",
-	vm.OptionVMM: "--vmm", vm.OptionOutput: "--output", vm.OptionPackage: "--name", vm.OptionAccel: "--accel",
+	vm.OptionAccel: "--accel",
 }
 
 // flagError maps the library's typed errors to messages that name the
