@@ -119,4 +119,3 @@ func printKernel(w io.Writer, k kernel.Kernel) {
 		fmt.Fprintf(w, "%s=%s\n", kernel.EnvBoot, k.Boot)
 	}
 }
-
