@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -87,10 +88,18 @@ func (pr *progress) bytes(name string, total int64) *progressBar {
 
 func bytesDecorators(name string) []mpb.BarOption {
 	return []mpb.BarOption{
-		mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR),
-			decor.Counters(decor.SizeB1024(0), "% .1f / % .1f", decor.WCSyncSpace)),
+		mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR), decor.Any(byteCounts, decor.WCSyncSpace)),
 		mpb.AppendDecorators(decor.AverageSpeed(decor.SizeB1024(0), "% .1f", decor.WCSyncSpace)),
 	}
+}
+
+// byteCounts shows "done / total", or only what is done while the total is
+// not known.
+func byteCounts(st decor.Statistics) string {
+	if st.Total <= 0 {
+		return fmt.Sprintf("% .1f", decor.SizeB1024(st.Current))
+	}
+	return fmt.Sprintf("% .1f / % .1f", decor.SizeB1024(st.Current), decor.SizeB1024(st.Total))
 }
 
 func countDecorators(name string) []mpb.BarOption {

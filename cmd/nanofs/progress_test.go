@@ -21,6 +21,7 @@ func TestProgressBars(t *testing.T) {
 	pr.show(build.Progress{Phase: build.PhaseDone})
 	s := out.String()
 	assert.Contains(t, s, "opening localhost:5000/app:1")
+	assert.NotContains(t, s, "/ 0.0 b", "no total shown before it is known")
 	assert.Contains(t, s, "layer 0123456789ab")
 	assert.Contains(t, s, "1.0 MiB / 1.0 MiB", "a bar completes at what it reached")
 	assert.Contains(t, s, "files written")
