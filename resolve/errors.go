@@ -34,7 +34,8 @@ func (e *MissingLibraryError) Error() string {
 	return b.String()
 }
 
-// ArchError is a program built for another machine than the one wanted.
+// ArchError is a program built for another machine (or class) than the
+// one wanted: the unikernel's.
 type ArchError struct {
 	Path    string
 	Class   elf.Class
@@ -43,6 +44,10 @@ type ArchError struct {
 }
 
 func (e *ArchError) Error() string {
+	if e.Machine == e.Want {
+		return fmt.Sprintf("%s is a %s %s program, but the target runs only %s programs (rebuild it as a %s program)",
+			e.Path, className(e.Class), machineName(e.Machine), className(wantClass(e.Want)), className(wantClass(e.Want)))
+	}
 	return fmt.Sprintf("%s is a %s %s program, but the target is %s: the image is for another architecture (choose its %s variant)",
 		e.Path, className(e.Class), machineName(e.Machine), machineName(e.Want), archOf(e.Want))
 }

@@ -448,7 +448,8 @@ func (s *session) setProgram(plan *Plan, p string, loc *located, argv []string, 
 	if err != nil {
 		return &ProgramError{Path: p, Err: err}
 	}
-	if s.o.machine != elf.EM_NONE && info.Machine != s.o.machine {
+	if s.o.machine != elf.EM_NONE && (info.Machine != s.o.machine ||
+		(wantClass(s.o.machine) != elf.ELFCLASSNONE && info.Class != wantClass(s.o.machine))) {
 		return &ArchError{Path: p, Class: info.Class, Machine: info.Machine, Want: s.o.machine}
 	}
 	if !linuxABI(info.OSABI) {
@@ -463,6 +464,7 @@ func (s *session) setProgram(plan *Plan, p string, loc *located, argv []string, 
 	s.register(s.program, info.Soname)
 	plan.Program = p
 	plan.Args = argv
+	plan.Machine, plan.Class = info.Machine, info.Class
 	switch {
 	case info.Interp != "":
 		plan.Linkage = Dynamic

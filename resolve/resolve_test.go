@@ -442,3 +442,33 @@ func TestMissingInterpreter(t *testing.T) {
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "/lib64/ld-linux-x86-64.so.2", fe.Path)
 }
+
+func TestPlanCheckTarget(t *testing.T) {
+	tests := []struct {
+		name    string
+		plan    Plan
+		target  elf.Machine
+		wantErr string
+	}{
+		{"same machine", Plan{Program: "/app", Machine: elf.EM_X86_64, Class: elf.ELFCLASS64}, elf.EM_X86_64, ""},
+		{"unknown machine (plan from JSON)", Plan{Program: "/app"}, elf.EM_X86_64, ""},
+		{"i386 on x86-64", Plan{Program: "/app", Machine: elf.EM_386, Class: elf.ELFCLASS32}, elf.EM_X86_64,
+			"/app is a 32-bit i386 program, but the target is x86-64 (amd64)"},
+		{"aarch64 on x86-64", Plan{Program: "/app", Machine: elf.EM_AARCH64, Class: elf.ELFCLASS64}, elf.EM_X86_64,
+			"/app is a 64-bit aarch64 (arm64) program, but the target is x86-64 (amd64)"},
+		{"x32 on x86-64", Plan{Program: "/app", Machine: elf.EM_X86_64, Class: elf.ELFCLASS32}, elf.EM_X86_64,
+			"/app is a 32-bit x86-64 (amd64) program, but the target runs only 64-bit programs"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.plan.CheckTarget(tt.target)
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			var arch *ArchError
+			require.ErrorAs(t, err, &arch)
+			assert.Contains(t, err.Error(), tt.wantErr)
+		})
+	}
+}

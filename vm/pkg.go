@@ -235,6 +235,13 @@ type prefetcher interface {
 }
 
 func (p *Package) write(ctx context.Context, sink packageSink, fsys fs.FS, plan *resolve.Plan) (*PackageInfo, error) {
+	target, err := resolve.MachineForArch(p.Arch)
+	if err != nil {
+		return nil, err
+	}
+	if err := plan.CheckTarget(target); err != nil {
+		return nil, err
+	}
 	manifest, err := json.MarshalIndent(p.Manifest, "", "  ")
 	if err != nil {
 		return nil, err

@@ -199,6 +199,11 @@ func (o *buildOptions) prepare(g *globals, ref string, img *lazy.Image, workdir 
 	}
 	in := &buildInput{img: img, fsys: img, klibs: o.klibs}
 	ropts := o.resolveOptions()
+	target, err := o.images.targetMachine()
+	if err != nil {
+		return nil, err
+	}
+	ropts = append(ropts, resolve.WithMachine(target))
 	layer, sources, err := o.addContent(g, img, cwd)
 	if err != nil {
 		return nil, err

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
+	"runtime"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/pflag"
 
 	"github.com/nanofs/nanofs/lazy"
+	"github.com/nanofs/nanofs/resolve"
 )
 
 // imageFlags are the flags of every verb that reads an image (ls, cat;
@@ -87,4 +90,23 @@ func byteCount(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// targetMachine is the ELF machine a program read through these flags must
+// be built for: --platform's architecture, or the host's (the default
+// platform, and the architecture of the kernel a disk boots).
+func (f *imageFlags) targetMachine() (elf.Machine, error) {
+	arch := runtime.GOARCH
+	if f.platform != "" {
+		p, err := v1.ParsePlatform(f.platform)
+		if err != nil {
+			return elf.EM_NONE, fmt.Errorf("--platform %q: %w", f.platform, err)
+		}
+		arch = p.Architecture
+	}
+	m, err := resolve.MachineForArch(arch)
+	if err != nil {
+		return elf.EM_NONE, fmt.Errorf("--platform %q: %w", f.platform, err)
+	}
+	return m, nil
 }
