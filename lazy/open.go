@@ -41,6 +41,10 @@ var (
 	ErrPlatform = errors.New("no image for the platform")
 	// ErrDigestMismatch: bytes do not match the digest that names them.
 	ErrDigestMismatch = errors.New("digest mismatch")
+	// ErrNetwork: the registry could not be reached or kept failing
+	// (connection errors, 5xx, stalls) after every retry, or sent a blob
+	// slower than the minimum rate (a *SlowError).
+	ErrNetwork = errors.New("network failure")
 )
 
 // Source prefixes that say what a reference is without looking at the
@@ -123,7 +127,7 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 	if err != nil {
 		return nil, fmt.Errorf("%s: looking up credentials: %w", repo, err)
 	}
-	authed, err := transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(transport.PullScope)})
+	authed, err := newTransport(ctx, repo, auth, base, o.policy)
 	if err != nil {
 		return nil, classify(err, fmt.Sprintf("registry %s", repo.RegistryStr()))
 	}
@@ -157,7 +161,7 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 	if err != nil {
 		return nil, fmt.Errorf("%s: manifest: %w", what, err)
 	}
-	src := newRegistryBlobs(repo, authed, o.policy.stall)
+	src := newRegistryBlobs(repo, authed, o.policy.stall, store)
 	r := &resolved{name: repo.Name() + "@" + desc.Digest.String(), digest: desc.Digest, src: src}
 	if r.rawConfig, err = fetchConfig(ctx, m.Config, src, store, o, cfgStats); err != nil {
 		src.close()
@@ -180,14 +184,39 @@ func getManifest(ctx context.Context, ref name.Reference, p retryPolicy, opts []
 		if err == nil || attempt >= p.attempts || ctx.Err() != nil || !transient(err) {
 			return desc, err
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
+		if err := sleepCtx(ctx, wait); err != nil {
+			return nil, err
 		}
 		wait = min(2*wait, maxBackoff)
+	}
+}
+
+// newTransport is transport.NewWithContext, which pings the registry's
+// /v2/ (and fetches a token), retried like every other request when the
+// ping fails with a 5xx or 429 or the connection fails.
+func newTransport(ctx context.Context, repo name.Repository, auth authn.Authenticator, base http.RoundTripper, p retryPolicy) (http.RoundTripper, error) {
+	wait := p.backoff
+	for attempt := 1; ; attempt++ {
+		t, err := transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(transport.PullScope)})
+		if err == nil || attempt >= p.attempts || ctx.Err() != nil || !transient(err) {
+			return t, err
+		}
+		if err := sleepCtx(ctx, wait); err != nil {
+			return nil, err
+		}
+		wait = min(2*wait, maxBackoff)
+	}
+}
+
+// sleepCtx waits for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -218,6 +247,9 @@ func classify(err error, what string) error {
 			codes[transport.NameUnknownErrorCode] || codes[transport.BlobUnknownErrorCode]:
 			return fmt.Errorf("%s: image %w: %v", what, ErrNotFound, err)
 		}
+	}
+	if transient(err) {
+		return fmt.Errorf("%s: %w: %w", what, ErrNetwork, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

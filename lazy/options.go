@@ -33,7 +33,8 @@ func defaultOptions() options {
 		platform: v1.Platform{OS: "linux", Architecture: runtime.GOARCH},
 		keychain: authn.DefaultKeychain,
 		jobs:     4,
-		policy:   retryPolicy{attempts: 5, backoff: 200 * time.Millisecond, stall: 30 * time.Second},
+		policy: retryPolicy{attempts: 5, backoff: 200 * time.Millisecond, stall: 30 * time.Second,
+			minRate: DefaultMinRate, grace: DefaultRateGrace},
 	}
 }
 
@@ -94,6 +95,30 @@ func WithStallTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
 			o.policy.stall = d
+		}
+	}
+}
+
+// DefaultMinRate and DefaultRateGrace bound how long a blob read may take:
+// DefaultRateGrace plus its size at DefaultMinRate bytes a second.
+const (
+	DefaultMinRate   = 10 << 10
+	DefaultRateGrace = 60 * time.Second
+)
+
+// WithMinRate sets the slowest a blob read may be: a read of n bytes (a
+// whole layer, or the chunks of a file) that has not finished grace plus
+// n/bytesPerSec seconds after it started fails with a *SlowError, however
+// its bytes trickle in and whatever the retries (default DefaultMinRate
+// and DefaultRateGrace). bytesPerSec 0 turns the deadline off; a negative
+// grace keeps the default.
+func WithMinRate(bytesPerSec int64, grace time.Duration) Option {
+	return func(o *options) {
+		if bytesPerSec >= 0 {
+			o.policy.minRate = bytesPerSec
+		}
+		if grace >= 0 {
+			o.policy.grace = grace
 		}
 	}
 }

@@ -1,0 +1,151 @@
+package lazy_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nanofs/nanofs/internal/testimage"
+	"github.com/nanofs/nanofs/lazy"
+)
+
+// TestPingRetried: the registry's /v2/ ping is retried like every other
+// request; a registry that keeps failing it is a network failure, not an
+// interruption.
+func TestPingRetried(t *testing.T) {
+	reg := testimage.StartInProcessRegistry(t)
+	spec := testimage.EdgeSpec()
+	reg.Push(t, "edge", spec.Image(t, testimage.Gzip))
+	tests := []struct {
+		name    string
+		times   int
+		wantErr bool
+	}{
+		{"one 500", 1, false},
+		{"three 500s", 3, false},
+		{"500 always", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testimage.StartCounter(t, reg.Host)
+			c.Inject(testimage.Fault{Kind: testimage.Status500, Path: "/v2/", Times: tt.times})
+			_, err := openAndWalk(t, c.Ref("edge"), t.TempDir())
+			pings := 0
+			for _, r := range c.Stats().Log {
+				if r.Path == "/v2/" {
+					pings++
+				}
+			}
+			if tt.wantErr {
+				require.Error(t, err)
+				assert.ErrorIs(t, err, lazy.ErrNetwork)
+				assert.NotErrorIs(t, err, context.Canceled)
+				assert.Equal(t, 4, pings, "every attempt pings")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.times+1, pings)
+		})
+	}
+}
+
+// TestRangeIgnoredFetchedOnce: a registry that answers range requests with
+// the whole blob (200) is detected on the blob's first range request; the
+// blob is kept whole in the cache, verified, and every later read of it is
+// served from there: one request and one copy of the blob in all.
+func TestRangeIgnoredFetchedOnce(t *testing.T) {
+	reg := testimage.StartInProcessRegistry(t)
+	spec := testimage.EdgeSpec()
+	img := spec.Image(t, testimage.EStargz)
+	reg.Push(t, "edge", img)
+	want := testimage.ExtractTree(t, img).WithoutEStargzMeta()
+	m, err := img.Manifest()
+	require.NoError(t, err)
+
+	c := testimage.StartCounter(t, reg.Host)
+	c.Inject(testimage.Fault{Kind: testimage.IgnoreRange})
+	cache := t.TempDir()
+	got, err := openAndWalk(t, c.Ref("edge"), cache)
+	require.NoError(t, err)
+	requireTreesEqual(t, want, got, "tree through a registry ignoring Range")
+	st := c.Stats()
+	for _, l := range m.Layers {
+		b := st.Blobs[l.Digest.String()]
+		assert.Equal(t, 1, b.Requests, "layer %s: one request", l.Digest)
+		assert.LessOrEqual(t, b.Bytes, l.Size, "layer %s: at most one copy", l.Digest)
+	}
+
+	// A second process finds the verified copies in the cache.
+	c.Reset()
+	got, err = openAndWalk(t, c.Ref("edge"), cache)
+	require.NoError(t, err)
+	requireTreesEqual(t, want, got, "tree from the cache")
+	assert.Zero(t, c.Stats().BlobBytes, "nothing fetched again")
+}
+
+// TestBlobDeadline: a blob read must finish within a time derived from its
+// size and the minimum rate, however the bytes trickle in. A server that
+// stalls after a few bytes (every retry resets the failure count) or sends
+// a byte every 10 ms is given up on with an error saying how many bytes
+// arrived and from where.
+func TestBlobDeadline(t *testing.T) {
+	reg := testimage.StartInProcessRegistry(t)
+	spec := testimage.EdgeSpec()
+	img := spec.Image(t, testimage.Gzip)
+	reg.Push(t, "edge", img)
+	m, err := img.Manifest()
+	require.NoError(t, err)
+	big := m.Layers[2]
+	tests := []struct {
+		name  string
+		fault testimage.Fault
+	}{
+		{"stall after a few bytes", testimage.Fault{Kind: testimage.Trickle, Digest: big.Digest.String(), Offset: 10, Delay: time.Hour}},
+		{"one byte per 10ms", testimage.Fault{Kind: testimage.Trickle, Digest: big.Digest.String(), Offset: 10, Delay: 10 * time.Millisecond}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testimage.StartCounter(t, reg.Host)
+			c.Inject(tt.fault)
+			start := time.Now()
+			_, err := openAndWalk(t, c.Ref("edge"), t.TempDir(),
+				lazy.WithStallTimeout(200*time.Millisecond), lazy.WithMinRate(1<<20, time.Second))
+			require.Error(t, err)
+			t.Logf("error after %v: %v", time.Since(start), err)
+			assert.Less(t, time.Since(start), 10*time.Second)
+			var slow *lazy.SlowError
+			require.ErrorAs(t, err, &slow)
+			assert.Equal(t, big.Digest.String(), slow.Digest)
+			assert.Equal(t, "registry "+c.Host, slow.From)
+			assert.Positive(t, slow.Got)
+			assert.Less(t, slow.Got, big.Size)
+			assert.ErrorIs(t, err, lazy.ErrNetwork)
+			assert.NotErrorIs(t, err, context.Canceled)
+			assert.Contains(t, err.Error(), "bytes arrived")
+		})
+	}
+}
+
+// TestStallIsNetworkFailure: a response that never sends a byte is
+// retried, then given up on as a network failure, which the CLI must not
+// mistake for the user's Ctrl-C (context.Canceled).
+func TestStallIsNetworkFailure(t *testing.T) {
+	reg := testimage.StartInProcessRegistry(t)
+	spec := testimage.EdgeSpec()
+	img := spec.Image(t, testimage.Gzip)
+	reg.Push(t, "edge", img)
+	m, err := img.Manifest()
+	require.NoError(t, err)
+	c := testimage.StartCounter(t, reg.Host)
+	c.Inject(testimage.Fault{Kind: testimage.Trickle, Digest: m.Layers[2].Digest.String(), Delay: time.Hour})
+	_, err = openAndWalk(t, c.Ref("edge"), t.TempDir(), lazy.WithStallTimeout(100*time.Millisecond), lazy.WithMinRate(0, 0))
+	require.Error(t, err)
+	t.Logf("error: %v", err)
+	assert.ErrorIs(t, err, lazy.ErrNetwork)
+	assert.False(t, errors.Is(err, context.Canceled), "a stall is not an interruption")
+	assert.Contains(t, err.Error(), "no data for 100ms")
+}
