@@ -87,7 +87,7 @@ func TestBuildWrongArchitecture(t *testing.T) {
 			dir := t.TempDir()
 			t.Chdir(dir)
 			code, _, stderr := imageRun(t, tt.args...)
-			assert.NotEqual(t, 0, code)
+			assert.Equal(t, exitBadInput, code)
 			assert.Contains(t, stderr, tt.want)
 			entries, err := os.ReadDir(dir)
 			require.NoError(t, err)

@@ -20,12 +20,14 @@ type imageFlags struct {
 	platform string
 	insecure bool
 	cacheDir string
+	minRate  string
 }
 
 func (f *imageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.platform, "platform", "", "os/arch[/variant] to pick from a multi-platform image (default linux/<host architecture>)")
 	fs.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and TLS certificates that do not verify (localhost registries need no flag)")
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "content cache directory (default $XDG_CACHE_HOME/nanofs, i.e. ~/.cache/nanofs)")
+	fs.StringVar(&f.minRate, "min-rate", "", "give up on a blob read slower than this many bytes a second, after a minute's grace, e.g. 1M (default 10K; 0: never)")
 }
 
 // open opens IMAGE: a registry reference, an OCI layout directory or a
@@ -47,6 +49,16 @@ func (f *imageFlags) open(ctx context.Context, g *globals, ref string) (*lazy.Im
 	}
 	if f.cacheDir != "" {
 		opts = append(opts, lazy.WithCacheDir(f.cacheDir))
+	}
+	if f.minRate != "" {
+		rate := int64(0)
+		if f.minRate != "0" {
+			var err error
+			if rate, err = parseSize(f.minRate); err != nil {
+				return nil, fmt.Errorf("--min-rate: %w", err)
+			}
+		}
+		opts = append(opts, lazy.WithMinRate(rate, -1))
 	}
 	opts = append(opts, lazy.WithUserAgent(version))
 	if g.showProgress() {

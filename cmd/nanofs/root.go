@@ -68,10 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ee.code
 	}
 	fmt.Fprintf(stderr, "nanofs: %v\n", err)
-	if errors.Is(err, context.Canceled) {
-		return 130
-	}
-	return 1
+	return exitCode(ctx, err)
 }
 
 // logf prints a progress or detail line on stderr unless --quiet.

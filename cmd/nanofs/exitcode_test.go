@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nanofs/nanofs/internal/testimage"
+	"github.com/nanofs/nanofs/lazy"
+)
+
+// TestExitCodes: an interruption by the user, a network failure, bad
+// input and a missing image exit with distinct codes (see the README).
+func TestExitCodes(t *testing.T) {
+	reg := testimage.StartInProcessRegistry(t)
+	reg.Push(t, "edge", testimage.EdgeSpec().Image(t, testimage.Gzip))
+	c := testimage.StartCounter(t, reg.Host)
+	c.Inject(testimage.Fault{Kind: testimage.Status500, Path: "/v2/"})
+	// A port nothing listens on.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closed := l.Addr().String()
+	l.Close()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+
+	tests := []struct {
+		name string
+		ctx  context.Context
+		args []string
+		want int
+	}{
+		{"ok", context.Background(), []string{"ls", reg.Ref("edge"), "/"}, 0},
+		{"image not found", context.Background(), []string{"ls", reg.Ref("nope:1"), "/"}, exitNotFound},
+		{"registry unreachable", context.Background(), []string{"ls", closed + "/edge", "/"}, exitNetwork},
+		{"registry answers 500 to every ping", context.Background(), []string{"ls", c.Ref("edge"), "/"}, exitNetwork},
+		{"platform not in the image", context.Background(), []string{"ls", reg.Ref("edge"), "/", "--platform", "linux/s390x"}, exitBadInput},
+		{"no program", context.Background(), []string{"build", reg.Ref("edge"), "--no-bootloader", "-o", t.TempDir() + "/x.img"}, exitBadInput},
+		{"interrupted", cancelled, []string{"ls", reg.Ref("edge"), "/"}, exitInterrupted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(tt.ctx, append(tt.args, "--cache-dir", t.TempDir()), &out, &errb)
+			assert.Equal(t, tt.want, code, errb.String())
+		})
+	}
+}
+
+// TestExitCodeOfInnerCancellation: a cancellation inside a library (a
+// dropped, stalled response) is not the user's interruption.
+func TestExitCodeOfInnerCancellation(t *testing.T) {
+	assert.Equal(t, exitFailure, exitCode(context.Background(), fmt.Errorf("reading: %w", context.Canceled)))
+	assert.Equal(t, exitNetwork, exitCode(context.Background(), fmt.Errorf("x: %w: %w", lazy.ErrNetwork, context.Canceled)))
+	assert.Equal(t, exitNetwork, exitCode(context.Background(), &lazy.SlowError{}))
+}
