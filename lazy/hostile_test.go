@@ -3,9 +3,11 @@ package lazy_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -148,4 +150,37 @@ func TestStallIsNetworkFailure(t *testing.T) {
 	assert.ErrorIs(t, err, lazy.ErrNetwork)
 	assert.False(t, errors.Is(err, context.Canceled), "a stall is not an interruption")
 	assert.Contains(t, err.Error(), "no data for 100ms")
+}
+
+// TestConfigWithoutArchitecture: a config that leaves the platform out is
+// named as such, not printed as blanks.
+func TestConfigWithoutArchitecture(t *testing.T) {
+	spec := &testimage.Spec{
+		Name: "noarch", Platform: v1.Platform{OS: "linux"},
+		Layers: []testimage.LayerInput{{Entries: []testimage.Entry{testimage.File("x", 0o644, "x")}}},
+	}
+	layout := testimage.WriteOCILayout(t, spec.Image(t, testimage.Gzip))
+	_, err := lazy.Open(t.Context(), layout, lazy.WithCacheDir(t.TempDir()), lazy.WithPlatform(v1.Platform{OS: "linux", Architecture: "amd64"}))
+	require.ErrorIs(t, err, lazy.ErrPlatform)
+	assert.Contains(t, err.Error(), `the image is for "linux" (its config names no architecture)`)
+}
+
+// TestAbsoluteMemberNames: a layer whose member names start with "/" is
+// read as Docker extracts it.
+func TestAbsoluteMemberNames(t *testing.T) {
+	spec := &testimage.Spec{
+		Name: "abs",
+		Layers: []testimage.LayerInput{{Entries: []testimage.Entry{
+			testimage.Dir("/etc", 0o755), testimage.File("/etc/x", 0o644, "abs\n"),
+		}}},
+	}
+	for _, enc := range []testimage.Encoding{testimage.Gzip, testimage.EStargz} {
+		layout := testimage.WriteOCILayout(t, spec.Image(t, enc))
+		img, err := lazy.Open(t.Context(), layout, lazy.WithCacheDir(t.TempDir()))
+		require.NoError(t, err, enc.String())
+		data, err := fs.ReadFile(img, "etc/x")
+		require.NoError(t, err)
+		assert.Equal(t, "abs\n", string(data))
+		img.Close()
+	}
 }

@@ -346,7 +346,7 @@ func checkConfigPlatform(cf *v1.ConfigFile, o *options) error {
 	}
 	have := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion}
 	if !have.Satisfies(o.platform) {
-		return fmt.Errorf("%w %s: the image is for %s", ErrPlatform, o.platform, have)
+		return fmt.Errorf("%w %s: the image is for %s", ErrPlatform, o.platform, describePlatform(have))
 	}
 	return nil
 }
@@ -478,4 +478,20 @@ func openTarball(path string, o *options) (*resolved, error) {
 		})
 	}
 	return r, nil
+}
+
+// describePlatform names a config's platform, saying which fields it
+// leaves out rather than printing blanks.
+func describePlatform(p v1.Platform) string {
+	var missing []string
+	if p.OS == "" {
+		missing = append(missing, "os")
+	}
+	if p.Architecture == "" {
+		missing = append(missing, "architecture")
+	}
+	if len(missing) == 0 {
+		return p.String()
+	}
+	return fmt.Sprintf("%q (its config names no %s)", p.String(), strings.Join(missing, " and no "))
 }

@@ -85,6 +85,9 @@ func NewPackage(m Manifest, name, arch string) (*Package, error) {
 	if err := CheckPackageName(name); err != nil {
 		return nil, err
 	}
+	if arch == "" {
+		return nil, errors.New("architecture missing (the image config names none): ops packages exist for amd64 and arm64")
+	}
 	if arch != "amd64" && arch != "arm64" {
 		return nil, fmt.Errorf("architecture %q: ops packages exist for amd64 and arm64", arch)
 	}
