@@ -473,6 +473,7 @@ func (r *registryBlobs) fetchWhole(ctx context.Context, w *wholeBlob, d v1.Hash,
 			if first != nil {
 				first.Close()
 			}
+			touch(final)
 			w.path = final
 			return final, nil
 		}

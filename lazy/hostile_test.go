@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,5 +183,38 @@ func TestAbsoluteMemberNames(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "abs\n", string(data))
 		img.Close()
+	}
+}
+
+// TestDecompressionBomb: a layer that expands past the bound fails with an
+// error naming the layer, before its tar fills the cache; the bound can be
+// raised.
+func TestDecompressionBomb(t *testing.T) {
+	spec := &testimage.Spec{
+		Name: "bomb",
+		Layers: []testimage.LayerInput{{Entries: []testimage.Entry{
+			testimage.File("zeros", 0o644, strings.Repeat("\x00", 4<<20)),
+		}}},
+	}
+	reg := testimage.StartInProcessRegistry(t)
+	for _, enc := range []testimage.Encoding{testimage.Gzip, testimage.Zstd} {
+		img := spec.Image(t, enc)
+		reg.Push(t, "bomb-"+enc.String(), img)
+		m, err := img.Manifest()
+		require.NoError(t, err)
+		layer := m.Layers[0]
+		cache := t.TempDir()
+		_, err = lazy.Open(t.Context(), reg.Ref("bomb-"+enc.String()), lazy.WithCacheDir(cache), lazy.WithMaxExpansion(0, 1<<20))
+		require.Error(t, err, enc.String())
+		var xe *lazy.ExpansionError
+		require.ErrorAs(t, err, &xe)
+		assert.Equal(t, layer.Digest.String(), xe.Layer)
+		assert.ErrorIs(t, err, lazy.ErrLayerTooLarge)
+		assert.Contains(t, err.Error(), "expand to more than 1048576")
+		requireCacheVerified(t, cache, nil) // nothing unverified, no tar, no temp file
+
+		img2, err := lazy.Open(t.Context(), reg.Ref("bomb-"+enc.String()), lazy.WithCacheDir(cache), lazy.WithMaxExpansion(0, 8<<20))
+		require.NoError(t, err, "a raised bound lets it through")
+		img2.Close()
 	}
 }

@@ -41,6 +41,9 @@ var (
 	ErrPlatform = errors.New("no image for the platform")
 	// ErrDigestMismatch: bytes do not match the digest that names them.
 	ErrDigestMismatch = errors.New("digest mismatch")
+	// ErrLayerTooLarge: a layer expands to more than WithMaxExpansion
+	// allows (an *ExpansionError).
+	ErrLayerTooLarge = errors.New("layer expands too far")
 	// ErrNetwork: the registry could not be reached or kept failing
 	// (connection errors, 5xx, stalls) after every retry, or sent a blob
 	// slower than the minimum rate (a *SlowError).
@@ -333,7 +336,7 @@ func (r *resolved) addLayers(m *v1.Manifest, o *options) error {
 		c := &counter{}
 		r.layers = append(r.layers, &layer{
 			index: i, key: d.Digest, size: d.Size, mediaType: d.MediaType, annotations: d.Annotations,
-			diffID: cf.RootFS.DiffIDs[i], stats: c,
+			diffID: cf.RootFS.DiffIDs[i], stats: c, expansion: o.expansion,
 			blob: &blob{digest: d.Digest, size: d.Size, src: r.src, stats: c, policy: o.policy},
 		})
 	}
@@ -474,7 +477,7 @@ func openTarball(path string, o *options) (*resolved, error) {
 		}
 		r.layers = append(r.layers, &layer{
 			index: i, key: diffID, size: -1, mediaType: types.OCIUncompressedLayer,
-			diffID: diffID, uncompressed: l.Uncompressed, stats: &counter{},
+			diffID: diffID, uncompressed: l.Uncompressed, stats: &counter{}, expansion: o.expansion,
 		})
 	}
 	return r, nil

@@ -26,6 +26,7 @@ type options struct {
 	policy           retryPolicy
 	userAgent        string
 	progress         func(Stats)
+	expansion        expansionLimit
 }
 
 func defaultOptions() options {
@@ -35,6 +36,7 @@ func defaultOptions() options {
 		jobs:     4,
 		policy: retryPolicy{attempts: 5, backoff: 200 * time.Millisecond, stall: 30 * time.Second,
 			minRate: DefaultMinRate, grace: DefaultRateGrace},
+		expansion: expansionLimit{ratio: DefaultMaxExpansion, max: DefaultMaxLayerSize},
 	}
 }
 
@@ -119,6 +121,34 @@ func WithMinRate(bytesPerSec int64, grace time.Duration) Option {
 		}
 		if grace >= 0 {
 			o.policy.grace = grace
+		}
+	}
+}
+
+// DefaultMaxExpansion and DefaultMaxLayerSize bound what a layer without
+// random access may expand to (see WithMaxExpansion).
+const (
+	DefaultMaxExpansion = 100
+	DefaultMaxLayerSize = 32 << 30
+)
+
+// expansionSlack is what any layer may expand to, whatever its ratio: small
+// layers of zeros are not bombs.
+const expansionSlack = 64 << 20
+
+// WithMaxExpansion bounds what one layer read whole (gzip, zstd) may
+// expand to: ratio times its compressed size (plus 64 MiB, for small
+// layers), and never more than maxBytes, so that a decompression bomb
+// fails with an *ExpansionError naming the layer instead of filling the
+// cache (default DefaultMaxExpansion and DefaultMaxLayerSize). A value of
+// 0 keeps the default.
+func WithMaxExpansion(ratio, maxBytes int64) Option {
+	return func(o *options) {
+		if ratio > 0 {
+			o.expansion.ratio = ratio
+		}
+		if maxBytes > 0 {
+			o.expansion.max = maxBytes
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/nanofs/nanofs/internal/tempfile"
 	"github.com/nanofs/nanofs/tfs"
 )
 
@@ -167,7 +168,10 @@ func CreateDisk(ctx context.Context, out string, fill RootFiller, opts ...DiskOp
 		return nil, fmt.Errorf("disk size %d leaves no room for a root filesystem after byte %d", c.size, info.RootStart)
 	}
 
-	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
+	// Leftovers of an earlier write of out whose process was killed go
+	// first; ours carry our PID for the next run to judge.
+	tempfile.RemoveStale(filepath.Dir(out), "."+filepath.Base(out)) //nolint:errcheck // best effort
+	f, err := tempfile.Create(filepath.Dir(out), "."+filepath.Base(out))
 	if err != nil {
 		return nil, fmt.Errorf("creating disk: %w", err)
 	}

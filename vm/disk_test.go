@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -353,4 +355,22 @@ func sameBytes(t *testing.T, want, got []byte, what string) {
 		i++
 	}
 	t.Errorf("%s: %d bytes vs %d, first difference at byte %d", what, len(want), len(got), i)
+}
+
+// TestStaleTempDisksRemoved: the temporary disk a killed build left beside
+// its output goes when the next build of that output starts; one of a
+// live process stays.
+func TestStaleTempDisksRemoved(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "d.img")
+	cmd := exec.Command("true")
+	require.NoError(t, cmd.Run())
+	stale := filepath.Join(dir, fmt.Sprintf(".d.img.tmp-%d-123", cmd.Process.Pid))
+	live := filepath.Join(dir, ".d.img.tmp-1-456")
+	require.NoError(t, os.WriteFile(stale, make([]byte, 4096), 0o644))
+	require.NoError(t, os.WriteFile(live, nil, 0o644))
+	createTestDisk(t, out, WithoutBootloader())
+	assert.NoFileExists(t, stale)
+	assert.FileExists(t, live)
+	assert.FileExists(t, out)
 }

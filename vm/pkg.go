@@ -19,6 +19,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/nanofs/nanofs/internal/tempfile"
 	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/tfs"
 )
@@ -158,7 +159,8 @@ type packageSink interface {
 // links). Files are streamed from fsys, the image the plan was made from.
 // The same inputs give the same bytes.
 func (p *Package) WriteArchive(ctx context.Context, out string, fsys fs.FS, plan *resolve.Plan) (*PackageInfo, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
+	tempfile.RemoveStale(filepath.Dir(out), "."+filepath.Base(out)) //nolint:errcheck // best effort
+	tmp, err := tempfile.Create(filepath.Dir(out), "."+filepath.Base(out))
 	if err != nil {
 		return nil, err
 	}

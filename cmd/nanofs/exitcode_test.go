@@ -5,6 +5,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -58,4 +61,27 @@ func TestExitCodeOfInnerCancellation(t *testing.T) {
 	assert.Equal(t, exitFailure, exitCode(context.Background(), fmt.Errorf("reading: %w", context.Canceled)))
 	assert.Equal(t, exitNetwork, exitCode(context.Background(), fmt.Errorf("x: %w: %w", lazy.ErrNetwork, context.Canceled)))
 	assert.Equal(t, exitNetwork, exitCode(context.Background(), &lazy.SlowError{}))
+}
+
+// TestCachePrune runs the verb over a cache with a leftover of a killed run.
+func TestCachePrune(t *testing.T) {
+	cache := t.TempDir()
+	layout := testimage.WriteOCILayout(t, testimage.EdgeSpec().Image(t, testimage.Gzip))
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"ls", layout, "--cache-dir", cache}, &out, &errb), errb.String())
+	dead := exec.Command("true")
+	require.NoError(t, dead.Run())
+	require.NoError(t, os.MkdirAll(filepath.Join(cache, "layers", "ab"), 0o755))
+	stale := filepath.Join(cache, "layers", "ab", fmt.Sprintf(".tmp-%d-1", dead.Process.Pid))
+	require.NoError(t, os.WriteFile(stale, []byte("x"), 0o644))
+
+	errb.Reset()
+	require.Equal(t, 0, run(context.Background(), []string{"cache", "prune", "--cache-dir", cache, "--max-size", "0"}, &out, &errb), errb.String())
+	assert.Contains(t, errb.String(), "removed 1 temporary files (1 B)")
+	assert.NoFileExists(t, stale)
+	assert.Contains(t, errb.String(), "0 B left")
+
+	errb.Reset()
+	assert.Equal(t, exitFailure, run(context.Background(), []string{"cache", "prune", "--cache-dir", cache, "--max-size", "lots"}, &out, &errb))
+	assert.Contains(t, errb.String(), "--max-size")
 }

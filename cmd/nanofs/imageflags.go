@@ -21,12 +21,16 @@ type imageFlags struct {
 	insecure bool
 	cacheDir string
 	minRate  string
+	maxExp   int64
+	maxLayer string
 }
 
 func (f *imageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.platform, "platform", "", "os/arch[/variant] to pick from a multi-platform image (default linux/<host architecture>)")
 	fs.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and TLS certificates that do not verify (localhost registries need no flag)")
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "content cache directory (default $XDG_CACHE_HOME/nanofs, i.e. ~/.cache/nanofs)")
+	fs.Int64Var(&f.maxExp, "max-expansion", lazy.DefaultMaxExpansion, "most times its compressed size a gzip or zstd layer may expand to (plus 64 MiB)")
+	fs.StringVar(&f.maxLayer, "max-layer-size", "32G", "most bytes one layer may expand to, whatever its compressed size")
 	fs.StringVar(&f.minRate, "min-rate", "", "give up on a blob read slower than this many bytes a second, after a minute's grace, e.g. 1M (default 10K; 0: never)")
 }
 
@@ -50,6 +54,14 @@ func (f *imageFlags) open(ctx context.Context, g *globals, ref string) (*lazy.Im
 	if f.cacheDir != "" {
 		opts = append(opts, lazy.WithCacheDir(f.cacheDir))
 	}
+	maxLayer, err := parseSize(f.maxLayer)
+	if err != nil {
+		return nil, fmt.Errorf("--max-layer-size: %w", err)
+	}
+	if f.maxExp <= 0 {
+		return nil, fmt.Errorf("--max-expansion %d: want a positive ratio", f.maxExp)
+	}
+	opts = append(opts, lazy.WithMaxExpansion(f.maxExp, maxLayer))
 	if f.minRate != "" {
 		rate := int64(0)
 		if f.minRate != "0" {

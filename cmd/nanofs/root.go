@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "nanofs: %v\n", err)
+	fmt.Fprintf(stderr, "nanofs: %v%s\n", err, flagHint(err))
 	return exitCode(ctx, err)
 }
 
