@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nanofs/nanofs/internal/tempfile"
 	"github.com/nanofs/nanofs/tfs"
 	"github.com/spf13/cobra"
 )
@@ -82,7 +83,8 @@ func runMkfs(cmd *cobra.Command, g *globals, dir string, o mkfsOptions) error {
 	}
 	defer root.Close()
 
-	tmp, err := os.CreateTemp(filepath.Dir(o.output), "."+filepath.Base(o.output)+".tmp-*")
+	tempfile.RemoveStale(filepath.Dir(o.output), "."+filepath.Base(o.output)) //nolint:errcheck // best effort
+	tmp, err := tempfile.Create(filepath.Dir(o.output), "."+filepath.Base(o.output))
 	if err != nil {
 		return fmt.Errorf("creating the image: %w", err)
 	}

@@ -37,7 +37,7 @@ func PID(name, prefix string) (int, bool) {
 		return 0, false
 	}
 	pid, err := strconv.Atoi(digits)
-	if err != nil || pid <= 0 {
+	if err != nil || pid <= 0 || strconv.Itoa(pid) != digits {
 		return 0, false
 	}
 	return pid, true

@@ -46,3 +46,18 @@ func TestRemoveStale(t *testing.T) {
 		assert.FileExists(t, p)
 	}
 }
+
+// FuzzPID: any name parses without panicking, and a name Create makes
+// gives back its PID.
+func FuzzPID(f *testing.F) {
+	for _, s := range []string{".d.img.tmp-123-456", ".tmp-1-", ".tmp--1-2", ".tmp-99999999999999999999-1", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		pid, ok := PID(name, ".d.img")
+		if ok {
+			assert.Positive(t, pid)
+			assert.Equal(t, ".d.img.tmp-"+strconv.Itoa(pid), name[:len(".d.img.tmp-")+len(strconv.Itoa(pid))])
+		}
+	})
+}
