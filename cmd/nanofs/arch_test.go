@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/stretchr/testify/assert"
@@ -94,4 +97,35 @@ func TestBuildWrongArchitecture(t *testing.T) {
 			assert.Empty(t, entries, "nothing written")
 		})
 	}
+}
+
+// TestBuildAndBootHostileConfig: a config whose Entrypoint is [""] (cleared,
+// as Docker reads it) and whose WorkingDir climbs above the root (cleaned
+// to /etc) builds, and the unikernel boots and runs the Cmd.
+func TestBuildAndBootHostileConfig(t *testing.T) {
+	if len(kernelFlags()) != 0 {
+		t.Skip("booting needs a Nanos kernel: set NANOFS_KERNEL and NANOFS_BOOT to kernel.img and boot.img (see `nanofs kernel fetch`)")
+	}
+	fx := testimage.CFixtures(t)
+	spec := *testimage.FixturesSpec(t)
+	spec.Name = "hostile-config"
+	spec.Config = v1.Config{Entrypoint: []string{""}, Cmd: []string{fx.Static, "one"}, WorkingDir: "../../etc"}
+	reg := testimage.StartInProcessRegistry(t)
+	ref := reg.Push(t, "boot/hostile-config", spec.Image(t, testimage.Gzip)).String()
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "boot.img")
+	sum := runBuildCLI(t, ref, "-o", disk, "--cache-dir", filepath.Join(dir, "cache"))
+	assert.Equal(t, fx.Static, sum.Program)
+	assert.Equal(t, []string{fx.Static, "one"}, sum.Args)
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code := run(ctx, []string{"run", disk}, &stdout, &stderr)
+	t.Logf("console:\n%s", stdout.String())
+	assert.Equal(t, 0, code, stderr.String())
+	assert.Contains(t, stdout.String(), "hello from nanofs fixture: cos(1) = 0.5")
+	stdout.Reset()
+	stderr.Reset()
+	require.Equal(t, 0, run(context.Background(), []string{"inspect", "--manifest", disk}, &stdout, &stderr), stderr.String())
+	assert.Contains(t, stdout.String(), `"cwd": "/etc"`)
 }
