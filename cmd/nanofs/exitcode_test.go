@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -22,6 +23,10 @@ import (
 func TestExitCodes(t *testing.T) {
 	reg := testimage.StartInProcessRegistry(t)
 	reg.Push(t, "edge", testimage.EdgeSpec().Image(t, testimage.Gzip))
+	bomb := &testimage.Spec{Name: "bomb", Layers: []testimage.LayerInput{{Entries: []testimage.Entry{
+		testimage.File("zeros", 0o644, strings.Repeat("\x00", 4<<20)),
+	}}}}
+	reg.Push(t, "bomb", bomb.Image(t, testimage.Gzip))
 	c := testimage.StartCounter(t, reg.Host)
 	c.Inject(testimage.Fault{Kind: testimage.Status500, Path: "/v2/"})
 	// A port nothing listens on.
@@ -37,20 +42,24 @@ func TestExitCodes(t *testing.T) {
 		ctx  context.Context
 		args []string
 		want int
+		msg  string
 	}{
-		{"ok", context.Background(), []string{"ls", reg.Ref("edge"), "/"}, 0},
-		{"image not found", context.Background(), []string{"ls", reg.Ref("nope:1"), "/"}, exitNotFound},
-		{"registry unreachable", context.Background(), []string{"ls", closed + "/edge", "/"}, exitNetwork},
-		{"registry answers 500 to every ping", context.Background(), []string{"ls", c.Ref("edge"), "/"}, exitNetwork},
-		{"platform not in the image", context.Background(), []string{"ls", reg.Ref("edge"), "/", "--platform", "linux/s390x"}, exitBadInput},
-		{"no program", context.Background(), []string{"build", reg.Ref("edge"), "--no-bootloader", "-o", t.TempDir() + "/x.img"}, exitBadInput},
-		{"interrupted", cancelled, []string{"ls", reg.Ref("edge"), "/"}, exitInterrupted},
+		{"ok", context.Background(), []string{"ls", reg.Ref("edge"), "/"}, 0, ""},
+		{"image not found", context.Background(), []string{"ls", reg.Ref("nope:1"), "/"}, exitNotFound, ""},
+		{"registry unreachable", context.Background(), []string{"ls", closed + "/edge", "/"}, exitNetwork, ""},
+		{"registry answers 500 to every ping", context.Background(), []string{"ls", c.Ref("edge"), "/"}, exitNetwork, ""},
+		{"platform not in the image", context.Background(), []string{"ls", reg.Ref("edge"), "/", "--platform", "linux/s390x"}, exitBadInput, ""},
+		{"no program", context.Background(), []string{"build", reg.Ref("bomb"), "--no-bootloader", "-o", t.TempDir() + "/x.img"}, exitBadInput, "no Entrypoint or Cmd"},
+		{"program that cannot run", context.Background(), []string{"build", reg.Ref("edge"), "--no-bootloader", "-o", t.TempDir() + "/x.img"}, exitBadInput, "is not in the image"},
+		{"interrupted", cancelled, []string{"ls", reg.Ref("edge"), "/"}, exitInterrupted, ""},
+		{"decompression bomb", context.Background(), []string{"ls", reg.Ref("bomb"), "/", "--max-layer-size", "1M"}, exitBadInput, "raise the bound with --max-expansion or --max-layer-size"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
 			code := run(tt.ctx, append(tt.args, "--cache-dir", t.TempDir()), &out, &errb)
 			assert.Equal(t, tt.want, code, errb.String())
+			assert.Contains(t, errb.String(), tt.msg)
 		})
 	}
 }
