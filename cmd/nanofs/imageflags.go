@@ -54,11 +54,15 @@ func (f *imageFlags) open(ctx context.Context, g *globals, ref string) (*lazy.Im
 	if f.cacheDir != "" {
 		opts = append(opts, lazy.WithCacheDir(f.cacheDir))
 	}
-	maxLayer, err := parseSize(f.maxLayer)
-	if err != nil {
-		return nil, fmt.Errorf("--max-layer-size: %w", err)
+	// Zero values (flags not registered) keep the library's defaults.
+	maxLayer := int64(0)
+	if f.maxLayer != "" {
+		var err error
+		if maxLayer, err = parseSize(f.maxLayer); err != nil {
+			return nil, fmt.Errorf("--max-layer-size: %w", err)
+		}
 	}
-	if f.maxExp <= 0 {
+	if f.maxExp < 0 {
 		return nil, fmt.Errorf("--max-expansion %d: want a positive ratio", f.maxExp)
 	}
 	opts = append(opts, lazy.WithMaxExpansion(f.maxExp, maxLayer))
