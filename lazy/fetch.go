@@ -92,7 +92,7 @@ func (b *blob) open(ctx context.Context, off, n int64) (io.ReadCloser, error) {
 	if off < 0 || n <= 0 || off+n > b.size {
 		return nil, fmt.Errorf("blob %s: range %d+%d outside its %d bytes", b.digest, off, n, b.size)
 	}
-	return &rangeReader{ctx: ctx, b: b, off: off, n: n}, nil
+	return &rangeReader{parent: ctx, ctx: ctx, b: b, off: off, n: n}, nil
 }
 
 // readAt reads len(p) bytes at off.
@@ -107,6 +107,7 @@ func (b *blob) readAt(ctx context.Context, p []byte, off int64) error {
 }
 
 type rangeReader struct {
+	parent context.Context // the caller's
 	ctx    context.Context
 	cancel context.CancelFunc // of the deadline, once started
 	start  time.Time
@@ -132,7 +133,8 @@ func (r *rangeReader) Read(p []byte) (int, error) {
 	}
 	n, err := r.read(p)
 	if err != nil && err != io.EOF {
-		if context.Cause(r.ctx) == errBlobDeadline {
+		var se *SlowError
+		if context.Cause(r.ctx) == errBlobDeadline && !errors.As(err, &se) {
 			err = &SlowError{
 				Digest: r.b.digest.String(), From: r.b.src.describe(), Got: r.pos, Want: r.n,
 				Elapsed: time.Since(r.start).Round(time.Millisecond), MinRate: r.b.policy.minRate,
@@ -185,6 +187,12 @@ func (r *rangeReader) read(p []byte) (int, error) {
 				continue
 			}
 			r.body = body
+			if l, ok := body.(localBody); ok && l.local() {
+				// The blob is in the cache (its registry ignores Range):
+				// the rest reads from disk, with no deadline to meet.
+				r.cancel()
+				r.ctx, r.cancel = context.WithCancel(r.parent)
+			}
 		}
 		if rest := r.n - r.pos; int64(len(p)) > rest {
 			p = p[:rest]
@@ -222,6 +230,10 @@ func (r *rangeReader) read(p []byte) (int, error) {
 // failed waits before the next attempt, or returns the error to give up
 // with.
 func (r *rangeReader) failed(err error) error {
+	var se *SlowError
+	if errors.As(err, &se) {
+		return err // already says what arrived
+	}
 	if cerr := r.ctx.Err(); cerr != nil {
 		return cerr
 	}
@@ -273,6 +285,7 @@ type registryBlobs struct {
 	repo   name.Repository
 	client *http.Client
 	stall  time.Duration
+	policy retryPolicy // for the deadline of a blob kept whole
 	store  *cas.Store
 
 	mu    sync.Mutex
@@ -286,7 +299,7 @@ type wholeBlob struct {
 	path string     // the verified cache file, once there
 }
 
-func newRegistryBlobs(repo name.Repository, authed http.RoundTripper, stall time.Duration, store *cas.Store) *registryBlobs {
+func newRegistryBlobs(repo name.Repository, authed http.RoundTripper, policy retryPolicy, store *cas.Store) *registryBlobs {
 	registryHost := repo.RegistryStr()
 	client := &http.Client{
 		Transport: authed,
@@ -302,7 +315,7 @@ func newRegistryBlobs(repo name.Repository, authed http.RoundTripper, stall time
 			return nil
 		},
 	}
-	return &registryBlobs{repo: repo, client: client, stall: stall, store: store, whole: map[v1.Hash]*wholeBlob{}}
+	return &registryBlobs{repo: repo, client: client, stall: policy.stall, policy: policy, store: store, whole: map[v1.Hash]*wholeBlob{}}
 }
 
 func (r *registryBlobs) describe() string { return "registry " + r.repo.RegistryStr() }
@@ -396,13 +409,19 @@ func (r *registryBlobs) openRange(ctx context.Context, d v1.Hash, size, off, n i
 // get sends one GET for blob d (with a Range header unless rng is "") and
 // returns the response with its body watched for stalls.
 func (r *registryBlobs) get(ctx context.Context, d v1.Hash, rng string, c *counter) (*http.Response, *watchedBody, error) {
-	// Each attempt has its own context, cancelled when the response stalls.
-	actx, cancel := context.WithCancel(ctx)
+	// Each attempt has its own context, cancelled when the response stalls
+	// or ctx ends. It is linked to ctx rather than derived from it, so that
+	// a whole-blob answer can be handed over to the longer deadline of the
+	// whole blob (rebind).
+	actx, cancelCause := context.WithCancelCause(context.WithoutCancel(ctx))
+	cancel := func() { cancelCause(context.Canceled) }
+	unlink := context.AfterFunc(ctx, func() { cancelCause(context.Cause(ctx)) })
 	stalled := &atomic.Bool{}
 	watchdog := time.AfterFunc(r.stall, func() { stalled.Store(true); cancel() })
 	req, err := http.NewRequestWithContext(actx, http.MethodGet, r.blobURL(d), nil)
 	if err != nil {
 		watchdog.Stop()
+		unlink()
 		cancel()
 		return nil, nil, err
 	}
@@ -413,6 +432,7 @@ func (r *registryBlobs) get(ctx context.Context, d v1.Hash, rng string, c *count
 	resp, err := r.client.Do(req)
 	if err != nil {
 		watchdog.Stop()
+		unlink()
 		cancel()
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
@@ -424,14 +444,22 @@ func (r *registryBlobs) get(ctx context.Context, d v1.Hash, rng string, c *count
 		}
 		return nil, nil, &retryableError{fmt.Errorf("blob %s from %s: %w", d, r.describe(), err)}
 	}
-	return resp, &watchedBody{rc: resp.Body, watchdog: watchdog, stall: r.stall, stalled: stalled, cancel: cancel, c: c}, nil
+	return resp, &watchedBody{rc: resp.Body, watchdog: watchdog, stall: r.stall, stalled: stalled, cancel: cancel,
+		cancelCause: cancelCause, unlink: unlink, c: c}, nil
 }
 
 // openCached returns bytes [off, end] of a blob kept whole in the cache,
 // fetching it first if it is not there yet: from first (a whole-blob
 // answer already received) or with one more GET.
-func (r *registryBlobs) openCached(ctx context.Context, w *wholeBlob, d v1.Hash, size, off, end int64, c *counter, first io.ReadCloser) (io.ReadCloser, error) {
-	p, err := r.fetchWhole(ctx, w, d, size, c, first)
+func (r *registryBlobs) openCached(ctx context.Context, w *wholeBlob, d v1.Hash, size, off, end int64, c *counter, first *watchedBody) (io.ReadCloser, error) {
+	// The whole blob has the deadline of its size, not of the range asked
+	// for; the caller's cancellation still ends it.
+	wctx, done := r.wholeContext(ctx, size)
+	defer done()
+	if first != nil {
+		first.rebind(wctx)
+	}
+	p, err := r.fetchWhole(wctx, w, d, size, c, first)
 	if err != nil {
 		return nil, err
 	}
@@ -439,13 +467,42 @@ func (r *registryBlobs) openCached(ctx context.Context, w *wholeBlob, d v1.Hash,
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: cached copy: %w", d, err)
 	}
-	return readCloser{Reader: io.NewSectionReader(f, off, end-off+1), Closer: f}, nil
+	return cachedRange{readCloser{Reader: io.NewSectionReader(f, off, end-off+1), Closer: f}}, nil
 }
+
+// localBody is a range served from the cache rather than the network.
+type localBody interface{ local() bool }
+
+type cachedRange struct{ readCloser }
+
+func (cachedRange) local() bool { return true }
 
 // wholeKind is the cache kind of blobs kept whole.
 const wholeKind = "blobs"
 
-func (r *registryBlobs) fetchWhole(ctx context.Context, w *wholeBlob, d v1.Hash, size int64, c *counter, first io.ReadCloser) (string, error) {
+// wholeContext is ctx without the deadline of a range read (errBlobDeadline)
+// and with one for size bytes.
+func (r *registryBlobs) wholeContext(ctx context.Context, size int64) (context.Context, func()) {
+	wctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	link := func() {
+		if cause := context.Cause(ctx); cause != errBlobDeadline {
+			cancel(cause)
+		}
+	}
+	stop := context.AfterFunc(ctx, link)
+	stopTimer := func() bool { return false }
+	if d, ok := r.policy.deadline(size); ok {
+		stopTimer = time.AfterFunc(time.Until(d), func() { cancel(errBlobDeadline) }).Stop
+	}
+	return wctx, func() {
+		stop()
+		stopTimer()
+		cancel(context.Canceled)
+	}
+}
+
+func (r *registryBlobs) fetchWhole(ctx context.Context, w *wholeBlob, d v1.Hash, size int64, c *counter, first *watchedBody) (string, error) {
+	start := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.path != "" {
@@ -479,8 +536,8 @@ func (r *registryBlobs) fetchWhole(ctx context.Context, w *wholeBlob, d v1.Hash,
 		}
 		os.Remove(final)
 	}
-	body := first
-	if body == nil {
+	var body io.ReadCloser = first
+	if first == nil {
 		resp, wb, err := r.get(ctx, d, "", c)
 		if err != nil {
 			return "", err
@@ -505,6 +562,10 @@ func (r *registryBlobs) fetchWhole(ctx context.Context, w *wholeBlob, d v1.Hash,
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(pend, h), io.LimitReader(body, size+1))
 	if err != nil {
+		if context.Cause(ctx) == errBlobDeadline {
+			return "", &SlowError{Digest: key, From: r.describe(), Got: n, Want: size, MinRate: r.policy.minRate,
+				Elapsed: time.Since(start).Round(time.Millisecond)}
+		}
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
@@ -566,6 +627,19 @@ type watchedBody struct {
 	stalled  *atomic.Bool
 	cancel   context.CancelFunc
 	c        *counter
+
+	cancelCause context.CancelCauseFunc
+	mu          sync.Mutex
+	unlink      func() bool // stops the link to the context the response ends with
+}
+
+// rebind makes the response end with ctx instead of the context it was
+// asked for with.
+func (w *watchedBody) rebind(ctx context.Context) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.unlink()
+	w.unlink = context.AfterFunc(ctx, func() { w.cancelCause(context.Cause(ctx)) })
 }
 
 func (w *watchedBody) Read(p []byte) (int, error) {
@@ -585,6 +659,9 @@ func (w *watchedBody) Read(p []byte) (int, error) {
 func (w *watchedBody) Close() error {
 	w.watchdog.Stop()
 	err := w.rc.Close()
+	w.mu.Lock()
+	w.unlink()
+	w.mu.Unlock()
 	w.cancel()
 	return err
 }

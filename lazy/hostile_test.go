@@ -218,3 +218,19 @@ func TestDecompressionBomb(t *testing.T) {
 		img2.Close()
 	}
 }
+
+// TestRangeIgnoredSlowLink: when a registry answers a small range request
+// with the whole blob, the download has the deadline of the whole blob's
+// size, not of the few bytes asked for.
+func TestRangeIgnoredSlowLink(t *testing.T) {
+	reg := testimage.StartInProcessRegistry(t)
+	img := testimage.EdgeSpec().Image(t, testimage.EStargz)
+	reg.Push(t, "edge", img)
+	want := testimage.ExtractTree(t, img).WithoutEStargzMeta()
+	c := testimage.StartCounter(t, reg.Host)
+	c.Inject(testimage.Fault{Kind: testimage.IgnoreRange, BytesPerSec: 1 << 20})
+	// A footer read may take 100ms; a whole ~800 KB layer, over 3s.
+	got, err := openAndWalk(t, c.Ref("edge"), t.TempDir(), lazy.WithMinRate(256<<10, 100*time.Millisecond))
+	require.NoError(t, err)
+	requireTreesEqual(t, want, got, "tree over a slow link ignoring Range")
+}

@@ -164,7 +164,7 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 	if err != nil {
 		return nil, fmt.Errorf("%s: manifest: %w", what, err)
 	}
-	src := newRegistryBlobs(repo, authed, o.policy.stall, store)
+	src := newRegistryBlobs(repo, authed, o.policy, store)
 	r := &resolved{name: repo.Name() + "@" + desc.Digest.String(), digest: desc.Digest, src: src}
 	if r.rawConfig, err = fetchConfig(ctx, m.Config, src, store, o, cfgStats); err != nil {
 		src.close()

@@ -103,8 +103,10 @@ type Fault struct {
 	Path   string        // instead of blobs, GETs of exactly this path
 	Offset int64         // DropAfter, Trickle: body bytes let through; CorruptByte: blob offset
 	Delay  time.Duration // Trickle: the wait before each further byte
-	Times  int           // how many matching requests it hits; 0 for all of them
-	hits   int
+	// BytesPerSec, with any kind, sends the response body no faster.
+	BytesPerSec int64
+	Times       int // how many matching requests it hits; 0 for all of them
+	hits        int
 }
 
 // NewCounter returns a Counter proxying to the registry at upstreamHost
@@ -127,6 +129,9 @@ func NewCounter(upstreamHost string) *Counter {
 			f := faultOf(resp.Request.Context())
 			if f == nil {
 				return nil
+			}
+			if f.BytesPerSec > 0 {
+				resp.Body = &throttleReader{ReadCloser: resp.Body, rate: f.BytesPerSec, ctx: resp.Request.Context(), start: time.Now()}
 			}
 			switch f.Kind {
 			case DropAfter:
@@ -250,7 +255,7 @@ func (c *Counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(context.WithValue(r.Context(), faultKey{}, f))
 		// What precedes a dropped connection must reach the client, not die
 		// in the server's buffer.
-		cw.flushEach = f.Kind == DropAfter || f.Kind == Trickle
+		cw.flushEach = f.Kind == DropAfter || f.Kind == Trickle || f.BytesPerSec > 0
 	}
 	c.proxy.ServeHTTP(cw, r)
 }
@@ -384,4 +389,33 @@ func (t *trickleReader) Read(p []byte) (int, error) {
 	case <-timer.C:
 	}
 	return t.ReadCloser.Read(p[:1])
+}
+
+// throttleReader sends at most rate bytes a second.
+type throttleReader struct {
+	io.ReadCloser
+	rate  int64
+	ctx   context.Context
+	start time.Time
+	sent  int64
+}
+
+func (t *throttleReader) Read(p []byte) (int, error) {
+	if chunk := max(t.rate/50, 1); int64(len(p)) > chunk {
+		p = p[:chunk]
+	}
+	// Wait until the bytes sent so far are due.
+	due := t.start.Add(time.Duration(float64(t.sent) / float64(t.rate) * float64(time.Second)))
+	if wait := time.Until(due); wait > 0 {
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		select {
+		case <-t.ctx.Done():
+			return 0, t.ctx.Err()
+		case <-timer.C:
+		}
+	}
+	n, err := t.ReadCloser.Read(p)
+	t.sent += int64(n)
+	return n, err
 }
