@@ -48,6 +48,17 @@ func WithPlatform(p v1.Platform) Option {
 	return func(o *options) { o.platform, o.platformExplicit = p, true }
 }
 
+// PlatformOf is the platform that Open, given opts, picks images for:
+// WithPlatform's, or linux and the host's architecture. A unikernel built
+// from the image runs programs of this architecture.
+func PlatformOf(opts ...Option) v1.Platform {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o.platform
+}
+
 // WithInsecure allows plain HTTP and registries whose TLS certificate does
 // not verify. Registries on localhost and loopback addresses are reached
 // over plain HTTP without it.

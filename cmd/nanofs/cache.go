@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nanofs/nanofs/lazy"
+	"github.com/nanofs/nanofs/tfs"
 )
 
 func init() { verbs = append(verbs, newCacheCmd) }
@@ -29,14 +30,10 @@ What is removed is fetched again when an image needs it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			limit := int64(-1)
 			if maxSize != "" {
-				n := int64(0)
-				if maxSize != "0" {
-					var err error
-					if n, err = parseSize(maxSize); err != nil {
-						return fmt.Errorf("--max-size: %w", err)
-					}
+				var err error
+				if limit, err = tfs.ParseSize(maxSize); err != nil {
+					return fmt.Errorf("--max-size: %w", err)
 				}
-				limit = n
 			}
 			res, err := lazy.PruneCache(dir, limit)
 			if res != nil {

@@ -50,7 +50,7 @@ reference, an OCI image layout directory or a docker-save tarball. With
 				return fmt.Errorf("%s: %w (nothing written)", args[1], err)
 			}
 			_, err = io.CopyBuffer(g.stdout, f, make([]byte, 1<<20))
-			reportFetched(g, li)
+			reportFetched(g, li.Stats())
 			return err
 		},
 	}

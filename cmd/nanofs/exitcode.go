@@ -19,19 +19,6 @@ const (
 	exitInterrupted  = 130 // Ctrl-C or SIGTERM, as shells report SIGINT
 )
 
-// flagHint names the flag that changes the bound an error ran into
-// (library errors do not know the CLI's flags).
-func flagHint(err error) string {
-	var slow *lazy.SlowError
-	switch {
-	case errors.Is(err, lazy.ErrLayerTooLarge):
-		return " (raise the bound with --max-expansion or --max-layer-size if the layer is genuine)"
-	case errors.As(err, &slow):
-		return " (lower --min-rate, or 0 to wait for ever, if the link is just slow)"
-	}
-	return ""
-}
-
 // exitCode maps a verb's error to the process exit code. Interrupted means
 // the user's signal cancelled ctx, not any cancellation inside a library.
 func exitCode(ctx context.Context, err error) int {

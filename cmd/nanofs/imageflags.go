@@ -2,16 +2,15 @@ package main
 
 import (
 	"context"
-	"debug/elf"
 	"errors"
 	"fmt"
-	"runtime"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/pflag"
 
 	"github.com/nanofs/nanofs/lazy"
-	"github.com/nanofs/nanofs/resolve"
+	"github.com/nanofs/nanofs/tfs"
+	"github.com/nanofs/nanofs/vm"
 )
 
 // imageFlags are the flags of every verb that reads an image (ls, cat;
@@ -34,59 +33,83 @@ func (f *imageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.minRate, "min-rate", "", "give up on a blob read slower than this many bytes a second, after a minute's grace, e.g. 1M (default 10K; 0: never)")
 }
 
-// open opens IMAGE: a registry reference, an OCI layout directory or a
-// docker-save tarball. The caller closes the image.
-func (f *imageFlags) open(ctx context.Context, g *globals, ref string) (*lazy.Image, error) {
-	var opts []lazy.Option
-	if f.platform != "" {
-		p, err := v1.ParsePlatform(f.platform)
-		if err == nil && (p.OS == "" || p.Architecture == "") {
-			err = errors.New("want os/arch[/variant], e.g. linux/arm64")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("--platform %q: %w", f.platform, err)
-		}
-		opts = append(opts, lazy.WithPlatform(*p))
+// check reports a bad --platform, --max-expansion, --max-layer-size or
+// --min-rate before anything is opened.
+func (f *imageFlags) check() error {
+	if _, err := f.platformOption(); err != nil {
+		return err
 	}
-	if f.insecure {
-		opts = append(opts, lazy.WithInsecure())
-	}
-	if f.cacheDir != "" {
-		opts = append(opts, lazy.WithCacheDir(f.cacheDir))
-	}
-	// Zero values (flags not registered) keep the library's defaults.
+	_, err := f.boundOptions()
+	return err
+}
+
+// boundOptions are the bounds on what a layer may expand to and on how
+// slowly a blob may arrive. Zero values (flags not registered, as in
+// tests) keep the library's defaults.
+func (f *imageFlags) boundOptions() ([]lazy.Option, error) {
 	maxLayer := int64(0)
 	if f.maxLayer != "" {
 		var err error
-		if maxLayer, err = parseSize(f.maxLayer); err != nil {
+		if maxLayer, err = tfs.ParseSize(f.maxLayer); err != nil {
 			return nil, fmt.Errorf("--max-layer-size: %w", err)
 		}
 	}
 	if f.maxExp < 0 {
 		return nil, fmt.Errorf("--max-expansion %d: want a positive ratio", f.maxExp)
 	}
-	opts = append(opts, lazy.WithMaxExpansion(f.maxExp, maxLayer))
+	opts := []lazy.Option{lazy.WithMaxExpansion(f.maxExp, maxLayer)}
 	if f.minRate != "" {
-		rate := int64(0)
-		if f.minRate != "0" {
-			var err error
-			if rate, err = parseSize(f.minRate); err != nil {
-				return nil, fmt.Errorf("--min-rate: %w", err)
-			}
+		rate, err := tfs.ParseSize(f.minRate)
+		if err != nil {
+			return nil, fmt.Errorf("--min-rate: %w", err)
 		}
 		opts = append(opts, lazy.WithMinRate(rate, -1))
 	}
-	opts = append(opts, lazy.WithUserAgent(version))
-	if g.showProgress() {
-		// One status line on the terminal, rewritten in place, cleared when done.
-		opts = append(opts, lazy.WithProgress(func(s lazy.Stats) {
-			fmt.Fprintf(g.stderr, "\r\033[Kopening %s: %s fetched", ref, byteCount(s.Bytes))
-		}))
-		defer fmt.Fprint(g.stderr, "\r\033[K")
+	return opts, nil
+}
+
+func (f *imageFlags) platformOption() ([]lazy.Option, error) {
+	if f.platform == "" {
+		return nil, nil
 	}
+	p, err := v1.ParsePlatform(f.platform)
+	if err == nil && (p.OS == "" || p.Architecture == "") {
+		err = errors.New("want os/arch[/variant], e.g. linux/arm64")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--platform %q: %w", f.platform, err)
+	}
+	return []lazy.Option{lazy.WithPlatform(*p)}, nil
+}
+
+// lazyOptions are the flags as options of lazy.Open (check first).
+func (f *imageFlags) lazyOptions() []lazy.Option {
+	opts, _ := f.platformOption()
+	if f.insecure {
+		opts = append(opts, lazy.WithInsecure())
+	}
+	if f.cacheDir != "" {
+		opts = append(opts, lazy.WithCacheDir(f.cacheDir))
+	}
+	bounds, _ := f.boundOptions()
+	opts = append(opts, bounds...)
+	return append(opts, lazy.WithUserAgent(version))
+}
+
+// open opens IMAGE: a registry reference, an OCI layout directory or a
+// docker-save tarball. The caller closes the image.
+func (f *imageFlags) open(ctx context.Context, g *globals, ref string) (*lazy.Image, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	opts := f.lazyOptions()
+	pr := newProgress(g)
+	bar := pr.bytes("opening "+ref, 0)
+	opts = append(opts, lazy.WithProgress(func(s lazy.Stats) { bar.set(s.Bytes) }))
+	defer pr.done()
 	img, err := lazy.Open(ctx, ref, opts...)
 	if err != nil {
-		return nil, err
+		return nil, flagError(err)
 	}
 	g.debugf("opened %s", img.Name())
 	return img, nil
@@ -94,8 +117,7 @@ func (f *imageFlags) open(ctx context.Context, g *globals, ref string) (*lazy.Im
 
 // reportFetched prints (with --verbose) what reading the image cost, per
 // layer and in total.
-func reportFetched(g *globals, img *lazy.Image) {
-	st := img.Stats()
+func reportFetched(g *globals, st lazy.Stats) {
 	for i, l := range st.Layers {
 		kind := "downloaded whole, then cached"
 		if l.Lazy {
@@ -107,34 +129,4 @@ func reportFetched(g *globals, img *lazy.Image) {
 }
 
 // byteCount renders n in binary units.
-func byteCount(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-// targetMachine is the ELF machine a program read through these flags must
-// be built for: --platform's architecture, or the host's (the default
-// platform, and the architecture of the kernel a disk boots).
-func (f *imageFlags) targetMachine() (elf.Machine, error) {
-	arch := runtime.GOARCH
-	if f.platform != "" {
-		p, err := v1.ParsePlatform(f.platform)
-		if err != nil {
-			return elf.EM_NONE, fmt.Errorf("--platform %q: %w", f.platform, err)
-		}
-		arch = p.Architecture
-	}
-	m, err := resolve.MachineForArch(arch)
-	if err != nil {
-		return elf.EM_NONE, fmt.Errorf("--platform %q: %w", f.platform, err)
-	}
-	return m, nil
-}
+func byteCount(n int64) string { return vm.ByteCount(n) }

@@ -43,6 +43,7 @@ loads by reading ELF headers, and writes a bootable Nanos disk image.`,
 	}
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
+	root.SetVersionTemplate("nanofs {{.Version}}\n")
 	pf := root.PersistentFlags()
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "print more detail (bytes fetched, files resolved) on stderr")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
@@ -67,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "nanofs: %v%s\n", err, flagHint(err))
+	fmt.Fprintf(stderr, "nanofs: %v\n", flagError(err))
 	return exitCode(ctx, err)
 }
 

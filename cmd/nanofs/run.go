@@ -4,35 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
-	"github.com/google/go-containerregistry/pkg/name"
-
-	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/build"
+	"github.com/nanofs/nanofs/vm/launch"
 	"github.com/spf13/cobra"
 )
 
 func init() { verbs = append(verbs, newRunCmd) }
-
-// errNotRunTarget says that run's target is not a disk image file.
-var errNotRunTarget = errors.New("not a disk image file")
-
-// runDiskTarget accepts an existing file that is not a docker-save
-// tarball: a disk image. Anything else is an image to build first.
-func runDiskTarget(_ context.Context, _ *globals, target string, args []string) (string, func(), error) {
-	st, err := os.Stat(target)
-	if errors.Is(err, os.ErrNotExist) || err == nil && (st.IsDir() || isTarball(target)) {
-		return "", nil, errNotRunTarget
-	}
-	if err != nil {
-		return "", nil, err
-	}
-	if len(args) > 0 {
-		return "", nil, fmt.Errorf("%s is a built disk: its program arguments were fixed when it was built (rebuild it with -a ARG, or run the image)", target)
-	}
-	return target, nil, nil
-}
 
 type runOptions struct {
 	build   buildOptions // run IMAGE: what goes into the disk
@@ -102,105 +80,31 @@ func runRun(ctx context.Context, cmd *cobra.Command, g *globals, args []string, 
 	if dash := cmd.ArgsLenAtDash(); dash < 0 && len(rest) > 0 {
 		return fmt.Errorf("unexpected arguments %q (program arguments go after --)", rest)
 	}
-	if err := o.build.loadConfig(g); err != nil {
+	if err := o.build.images.check(); err != nil {
 		return err
 	}
-	o.applyConfig(cmd.Flags().Changed)
-	mem, err := vm.ParseMemory(o.memory)
-	if err != nil {
-		return err
+	changed := cmd.Flags().Changed
+	m := build.Machine{
+		Ports: o.ports, Kernel: o.kernel, VMM: launch.VMM(o.vmm), Accel: launch.Accel(o.accel), Persist: o.persist,
+		Stdin: cmd.InOrStdin(), Stdout: g.stdout, Stderr: g.stderr,
+		Notice: func(s string) { g.logf("nanofs: %s", s) },
 	}
-	opts := []vm.RunOption{
-		vm.WithVMM(vm.VMM(o.vmm)),
-		vm.WithAccel(vm.Accel(o.accel)),
-		vm.WithMemory(mem),
-		vm.WithCPUs(o.cpus),
-		vm.WithConsole(cmd.InOrStdin(), g.stdout, g.stderr),
-		vm.WithNotice(func(s string) { g.logf("nanofs: %s", s) }),
+	if changed("memory") {
+		m.Memory = o.memory
 	}
-	for _, p := range o.ports {
-		pf, err := vm.ParsePortForward(p)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, vm.WithPorts(pf))
+	if changed("cpus") {
+		m.CPUs = o.cpus
 	}
-	if o.kernel != "" {
-		opts = append(opts, vm.WithKernelSearch(vm.WithKernelFiles(o.kernel, "")))
-	}
-	if o.persist {
-		opts = append(opts, vm.WithPersist())
-	}
-
-	disk, cleanup, err := runDiskTarget(ctx, g, target, rest)
-	if errors.Is(err, errNotRunTarget) {
-		disk, cleanup, err = buildForRun(ctx, g, target, rest, &o)
+	p := newProgress(g)
+	code, err := build.Run(ctx, target, rest, m, o.build.buildOpts(g, p)...)
+	if errors.Is(err, build.ErrBuiltArgs) {
+		err = fmt.Errorf("%w (rebuild it with -a ARG, or run the image)", err)
 	}
 	if err != nil {
-		return err
-	}
-	if cleanup != nil {
-		defer cleanup()
-	}
-	l, err := vm.NewLaunch(disk, opts...)
-	if err != nil {
-		return err
-	}
-	g.debugf("%s", l.String())
-	code, err := l.Run(ctx)
-	if err != nil {
-		return err
+		return flagError(err)
 	}
 	if code != 0 {
 		return exitError{code: code}
 	}
 	return nil
-}
-
-// applyConfig takes the --config file's RunConfig (and Kernel) where no
-// flag says otherwise; changed reports the flags given.
-func (o *runOptions) applyConfig(changed func(flag string) bool) {
-	c := o.build.opsCfg
-	if c == nil {
-		return
-	}
-	if c.Memory != "" && !changed("memory") {
-		o.memory = c.Memory
-	}
-	if c.CPUs > 0 && !changed("cpus") {
-		o.cpus = c.CPUs
-	}
-	if len(o.ports) == 0 {
-		o.ports = c.Ports
-	}
-	if o.kernel == "" {
-		o.kernel = o.build.kernel
-	}
-}
-
-// buildForRun builds IMAGE into a temporary disk that is removed after the
-// VM stops: bootable with a bootloader when one is found, else for direct
-// kernel boot.
-func buildForRun(ctx context.Context, g *globals, image string, args []string, o *runOptions) (string, func(), error) {
-	st, err := os.Stat(image)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		if _, perr := name.ParseReference(image); perr != nil {
-			return "", nil, fmt.Errorf("%s: no such disk image, and not an image reference (%v)", image, perr)
-		}
-	case err == nil && st.IsDir() && !isOCILayout(image):
-		return "", nil, fmt.Errorf("%s is a directory, neither a disk image nor an OCI image layout", image)
-	}
-	dir, err := os.MkdirTemp("", "nanofs-run-")
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup := func() { os.RemoveAll(dir) }
-	b := o.build
-	b.args, b.kernel, b.out = args, o.kernel, filepath.Join(dir, "disk.img")
-	if err := runBuild(ctx, g, image, &b); err != nil {
-		cleanup()
-		return "", nil, err
-	}
-	return b.out, cleanup, nil
 }

@@ -46,6 +46,11 @@ func PID(name, prefix string) (int, bool) {
 // Alive reports whether a process with this PID exists (one of another
 // user's counts: its files are not ours to judge).
 func Alive(pid int) bool {
+	if pid <= 0 {
+		// kill(0) and kill(-n) signal process groups, kill(-1) every
+		// process: never a question about one PID.
+		return false
+	}
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
