@@ -19,9 +19,18 @@
 //
 // Registry access (authentication, manifests) is go-containerregistry's;
 // blob ranges are plain HTTP requests through its authenticating transport,
-// checked (206 and the Content-Range asked for, or a whole-blob 200 read up
-// to the range), retried with backoff, and resumed from the last byte
-// received. The cache (os.UserCacheDir()/nanofs unless WithCacheDir) is
+// checked (206 and the Content-Range asked for), retried with backoff (the
+// registry's /v2/ ping too), and resumed from the last byte received. A
+// registry that answers a range request with the whole blob (200) is
+// detected once per blob; that blob is then kept whole in the cache,
+// verified, and read from there. Every blob read has a deadline from its
+// size and a minimum rate (WithMinRate), however its bytes trickle in; a
+// failure after every retry wraps ErrNetwork. A layer read whole may expand
+// only so far (WithMaxExpansion).
+//
+// The cache (os.UserCacheDir()/nanofs unless WithCacheDir) is
 // content-addressed, written atomically, checked again when read, and
-// shared by concurrent processes through file locks.
+// shared by concurrent processes through file locks. Its temporary files
+// carry the writer's PID: Open removes those of processes that died, and
+// PruneCache also bounds the cache's size, least recently used first.
 package lazy

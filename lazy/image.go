@@ -80,6 +80,10 @@ func Open(ctx context.Context, ref string, opts ...Option) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	// What processes killed while writing left behind (kill -9 skips
+	// every cleanup) goes now; live writers' files stay.
+	store.RemoveStale() //nolint:errcheck // best effort: PruneCache reports
+
 	cfgStats := &counter{}
 	r, err := resolve(ctx, ref, &o, store, cfgStats)
 	if err != nil {

@@ -22,6 +22,7 @@ type layer struct {
 	mediaType   types.MediaType
 	annotations map[string]string
 	diffID      v1.Hash // from the config; zero when not checked
+	expansion   expansionLimit
 
 	blob         *blob                         // nil for docker-save tarballs
 	uncompressed func() (io.ReadCloser, error) // docker-save tarballs

@@ -41,6 +41,13 @@ var (
 	ErrPlatform = errors.New("no image for the platform")
 	// ErrDigestMismatch: bytes do not match the digest that names them.
 	ErrDigestMismatch = errors.New("digest mismatch")
+	// ErrLayerTooLarge: a layer expands to more than WithMaxExpansion
+	// allows (an *ExpansionError).
+	ErrLayerTooLarge = errors.New("layer expands too far")
+	// ErrNetwork: the registry could not be reached or kept failing
+	// (connection errors, 5xx, stalls) after every retry, or sent a blob
+	// slower than the minimum rate (a *SlowError).
+	ErrNetwork = errors.New("network failure")
 )
 
 // Source prefixes that say what a reference is without looking at the
@@ -109,7 +116,7 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 	if err != nil {
 		return nil, fmt.Errorf("%s: looking up credentials: %w", repo, err)
 	}
-	authed, err := transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(transport.PullScope)})
+	authed, err := newTransport(ctx, repo, auth, base, o.policy)
 	if err != nil {
 		return nil, classify(err, fmt.Sprintf("registry %s", repo.RegistryStr()))
 	}
@@ -143,7 +150,7 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 	if err != nil {
 		return nil, fmt.Errorf("%s: manifest: %w", what, err)
 	}
-	src := newRegistryBlobs(repo, authed, o.policy.stall)
+	src := newRegistryBlobs(repo, authed, o.policy, store)
 	r := &resolved{name: repo.Name() + "@" + desc.Digest.String(), digest: desc.Digest, src: src}
 	if r.rawConfig, err = fetchConfig(ctx, m.Config, src, store, o, cfgStats); err != nil {
 		src.close()
@@ -166,14 +173,39 @@ func getManifest(ctx context.Context, ref name.Reference, p retryPolicy, opts []
 		if err == nil || attempt >= p.attempts || ctx.Err() != nil || !transient(err) {
 			return desc, err
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
+		if err := sleepCtx(ctx, wait); err != nil {
+			return nil, err
 		}
 		wait = min(2*wait, maxBackoff)
+	}
+}
+
+// newTransport is transport.NewWithContext, which pings the registry's
+// /v2/ (and fetches a token), retried like every other request when the
+// ping fails with a 5xx or 429 or the connection fails.
+func newTransport(ctx context.Context, repo name.Repository, auth authn.Authenticator, base http.RoundTripper, p retryPolicy) (http.RoundTripper, error) {
+	wait := p.backoff
+	for attempt := 1; ; attempt++ {
+		t, err := transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(transport.PullScope)})
+		if err == nil || attempt >= p.attempts || ctx.Err() != nil || !transient(err) {
+			return t, err
+		}
+		if err := sleepCtx(ctx, wait); err != nil {
+			return nil, err
+		}
+		wait = min(2*wait, maxBackoff)
+	}
+}
+
+// sleepCtx waits for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -204,6 +236,9 @@ func classify(err error, what string) error {
 			codes[transport.NameUnknownErrorCode] || codes[transport.BlobUnknownErrorCode]:
 			return fmt.Errorf("%s: image %w: %v", what, ErrNotFound, err)
 		}
+	}
+	if transient(err) {
+		return fmt.Errorf("%s: %w: %w", what, ErrNetwork, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
@@ -287,7 +322,7 @@ func (r *resolved) addLayers(m *v1.Manifest, o *options) error {
 		c := &counter{}
 		r.layers = append(r.layers, &layer{
 			index: i, key: d.Digest, size: d.Size, mediaType: d.MediaType, annotations: d.Annotations,
-			diffID: cf.RootFS.DiffIDs[i], stats: c,
+			diffID: cf.RootFS.DiffIDs[i], stats: c, expansion: o.expansion,
 			blob: &blob{digest: d.Digest, size: d.Size, src: r.src, stats: c, policy: o.policy},
 		})
 	}
@@ -300,7 +335,7 @@ func checkConfigPlatform(cf *v1.ConfigFile, o *options) error {
 	}
 	have := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion}
 	if !have.Satisfies(o.platform) {
-		return fmt.Errorf("%w %s: the image is for %s", ErrPlatform, o.platform, have)
+		return fmt.Errorf("%w %s: the image is for %s", ErrPlatform, o.platform, describePlatform(have))
 	}
 	return nil
 }
@@ -428,8 +463,24 @@ func openTarball(path string, o *options) (*resolved, error) {
 		}
 		r.layers = append(r.layers, &layer{
 			index: i, key: diffID, size: -1, mediaType: types.OCIUncompressedLayer,
-			diffID: diffID, uncompressed: l.Uncompressed, stats: &counter{},
+			diffID: diffID, uncompressed: l.Uncompressed, stats: &counter{}, expansion: o.expansion,
 		})
 	}
 	return r, nil
+}
+
+// describePlatform names a config's platform, saying which fields it
+// leaves out rather than printing blanks.
+func describePlatform(p v1.Platform) string {
+	var missing []string
+	if p.OS == "" {
+		missing = append(missing, "os")
+	}
+	if p.Architecture == "" {
+		missing = append(missing, "architecture")
+	}
+	if len(missing) == 0 {
+		return p.String()
+	}
+	return fmt.Sprintf("%q (its config names no %s)", p.String(), strings.Join(missing, " and no "))
 }

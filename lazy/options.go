@@ -26,6 +26,7 @@ type options struct {
 	policy           retryPolicy
 	userAgent        string
 	progress         func(Stats)
+	expansion        expansionLimit
 }
 
 func defaultOptions() options {
@@ -33,7 +34,9 @@ func defaultOptions() options {
 		platform: v1.Platform{OS: "linux", Architecture: runtime.GOARCH},
 		keychain: authn.DefaultKeychain,
 		jobs:     4,
-		policy:   retryPolicy{attempts: 5, backoff: 200 * time.Millisecond, stall: 30 * time.Second},
+		policy: retryPolicy{attempts: 5, backoff: 200 * time.Millisecond, stall: 30 * time.Second,
+			minRate: DefaultMinRate, grace: DefaultRateGrace},
+		expansion: expansionLimit{ratio: DefaultMaxExpansion, max: DefaultMaxLayerSize},
 	}
 }
 
@@ -43,6 +46,17 @@ func defaultOptions() options {
 // must match the image's config.
 func WithPlatform(p v1.Platform) Option {
 	return func(o *options) { o.platform, o.platformExplicit = p, true }
+}
+
+// PlatformOf is the platform that Open, given opts, picks images for:
+// WithPlatform's, or linux and the host's architecture. A unikernel built
+// from the image runs programs of this architecture.
+func PlatformOf(opts ...Option) v1.Platform {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o.platform
 }
 
 // WithInsecure allows plain HTTP and registries whose TLS certificate does
@@ -94,6 +108,58 @@ func WithStallTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
 			o.policy.stall = d
+		}
+	}
+}
+
+// DefaultMinRate and DefaultRateGrace bound how long a blob read may take:
+// DefaultRateGrace plus its size at DefaultMinRate bytes a second.
+const (
+	DefaultMinRate   = 10 << 10
+	DefaultRateGrace = 60 * time.Second
+)
+
+// WithMinRate sets the slowest a blob read may be: a read of n bytes (a
+// whole layer, or the chunks of a file) that has not finished grace plus
+// n/bytesPerSec seconds after it started fails with a *SlowError, however
+// its bytes trickle in and whatever the retries (default DefaultMinRate
+// and DefaultRateGrace). bytesPerSec 0 turns the deadline off; a negative
+// grace keeps the default.
+func WithMinRate(bytesPerSec int64, grace time.Duration) Option {
+	return func(o *options) {
+		if bytesPerSec >= 0 {
+			o.policy.minRate = bytesPerSec
+		}
+		if grace >= 0 {
+			o.policy.grace = grace
+		}
+	}
+}
+
+// DefaultMaxExpansion and DefaultMaxLayerSize bound what a layer without
+// random access may expand to (see WithMaxExpansion).
+const (
+	DefaultMaxExpansion = 100
+	DefaultMaxLayerSize = 32 << 30
+)
+
+// expansionSlack is what any layer may expand to, whatever its ratio: small
+// layers of zeros are not bombs.
+const expansionSlack = 64 << 20
+
+// WithMaxExpansion bounds what one layer read whole (gzip, zstd) may
+// expand to: ratio times its compressed size (plus 64 MiB, for small
+// layers), and never more than maxBytes, so that a decompression bomb
+// fails with an *ExpansionError naming the layer instead of filling the
+// cache (default DefaultMaxExpansion and DefaultMaxLayerSize). A value of
+// 0 keeps the default.
+func WithMaxExpansion(ratio, maxBytes int64) Option {
+	return func(o *options) {
+		if ratio > 0 {
+			o.expansion.ratio = ratio
+		}
+		if maxBytes > 0 {
+			o.expansion.max = maxBytes
 		}
 	}
 }

@@ -138,6 +138,7 @@ func (s *streamLayer) readIndex() (*streamIndex, error) {
 	if fi.Size() != idx.TarSize {
 		return nil, fmt.Errorf("layer %s: cached tar has %d bytes, want %d", key, fi.Size(), idx.TarSize)
 	}
+	touch(p)
 	for i := range idx.Entries {
 		// Entries were checked when the index was built; their paths are
 		// derived again rather than trusted from the file.
@@ -177,7 +178,8 @@ func (s *streamLayer) build(ctx context.Context) (*streamIndex, error) {
 	segs := &segmentHasher{size: segmentSize, h: sha256.New()}
 	diffHash := sha256.New()
 	tarCount := &byteCounter{}
-	ur := io.TeeReader(dec, io.MultiWriter(out, segs, diffHash, tarCount))
+	bounded := &boundedReader{r: dec, n: l.expansion.bound(l.size), limit: l.expansion, compressed: l.size}
+	ur := io.TeeReader(bounded, io.MultiWriter(out, segs, diffHash, tarCount))
 
 	entries, scanErr := overlay.ScanTar(ur)
 	if scanErr == nil {
@@ -195,6 +197,12 @@ func (s *streamLayer) build(ctx context.Context) (*streamIndex, error) {
 	if scanErr != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		var xe *ExpansionError
+		if errors.As(scanErr, &xe) {
+			// Not worth downloading the rest to judge the digest.
+			xe.Layer = key
+			return nil, xe
 		}
 		// Judge the bytes before the parser: a corrupted download shows up
 		// as a broken tar long before the digest is known.
@@ -423,4 +431,71 @@ func (s *streamLayer) close() error {
 		return err
 	}
 	return nil
+}
+
+// expansionLimit bounds what a layer's tar may expand to.
+type expansionLimit struct {
+	ratio int64 // times the compressed size (plus expansionSlack)
+	max   int64 // bytes, whatever the ratio
+}
+
+// bound is the most a layer of compressed bytes may expand to (compressed
+// -1: unknown, only the absolute bound).
+func (e expansionLimit) bound(compressed int64) int64 {
+	if compressed < 0 || e.ratio <= 0 {
+		return e.max
+	}
+	if compressed > (e.max-expansionSlack)/e.ratio {
+		return e.max
+	}
+	return min(e.max, compressed*e.ratio+expansionSlack)
+}
+
+// ExpansionError is a layer whose uncompressed tar grew past the bound
+// (WithMaxExpansion): a decompression bomb, or a genuine layer that needs
+// a higher bound.
+type ExpansionError struct {
+	Layer      string // the layer's digest
+	Compressed int64  // its compressed size; -1 when unknown
+	Bound      int64  // the most it was allowed to expand to
+	Ratio      int64  // the ratio the bound came from
+	Max        int64  // the absolute bound
+}
+
+func (e *ExpansionError) Error() string {
+	if e.Compressed < 0 {
+		return fmt.Sprintf("layer %s: expands to more than %d bytes, the most a layer may", e.Layer, e.Bound)
+	}
+	return fmt.Sprintf("layer %s: its %d compressed bytes expand to more than %d (the bound is %d times the compressed size, at most %d bytes): a decompression bomb, or a layer that needs a higher bound",
+		e.Layer, e.Compressed, e.Bound, e.Ratio, e.Max)
+}
+
+func (e *ExpansionError) Unwrap() error { return ErrLayerTooLarge }
+
+// boundedReader fails with an *ExpansionError once more than n bytes were
+// read.
+type boundedReader struct {
+	r          io.Reader
+	n          int64
+	limit      expansionLimit
+	compressed int64
+	read       int64
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.read >= b.n {
+		// One more byte says whether there is more.
+		var one [1]byte
+		k, err := b.r.Read(one[:])
+		if k > 0 {
+			return 0, &ExpansionError{Compressed: b.compressed, Bound: b.n, Ratio: b.limit.ratio, Max: b.limit.max}
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.n-b.read {
+		p = p[:b.n-b.read]
+	}
+	k, err := b.r.Read(p)
+	b.read += int64(k)
+	return k, err
 }

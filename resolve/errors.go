@@ -34,7 +34,39 @@ func (e *MissingLibraryError) Error() string {
 	return b.String()
 }
 
-// ArchError is a program built for another machine than the one wanted.
+// maxListed is how many items of a long list an error message shows.
+const maxListed = 20
+
+// missingLibraries is every library not found: errors.As finds each
+// *MissingLibraryError in it; the message lists the first maxListed and
+// counts the rest, so that a broken image does not make a megabyte error.
+type missingLibraries []*MissingLibraryError
+
+func (m missingLibraries) Error() string {
+	var b strings.Builder
+	for i, e := range m {
+		if i == maxListed {
+			fmt.Fprintf(&b, "\n... and %d more missing libraries (%d in all)", len(m)-maxListed, len(m))
+			break
+		}
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(e.Error())
+	}
+	return b.String()
+}
+
+func (m missingLibraries) Unwrap() []error {
+	errs := make([]error, len(m))
+	for i, e := range m {
+		errs[i] = e
+	}
+	return errs
+}
+
+// ArchError is a program built for another machine (or class) than the
+// one wanted: the unikernel's.
 type ArchError struct {
 	Path    string
 	Class   elf.Class
@@ -43,6 +75,10 @@ type ArchError struct {
 }
 
 func (e *ArchError) Error() string {
+	if e.Machine == e.Want {
+		return fmt.Sprintf("%s is a %s %s program, but the target runs only %s programs (rebuild it as a %s program)",
+			e.Path, className(e.Class), machineName(e.Machine), className(wantClass(e.Want)), className(wantClass(e.Want)))
+	}
 	return fmt.Sprintf("%s is a %s %s program, but the target is %s: the image is for another architecture (choose its %s variant)",
 		e.Path, className(e.Class), machineName(e.Machine), machineName(e.Want), archOf(e.Want))
 }

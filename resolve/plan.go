@@ -2,6 +2,7 @@ package resolve
 
 import (
 	"bytes"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -181,6 +182,11 @@ type Plan struct {
 	// Missing holds the libraries not found (only WithAllowMissing).
 	Missing  []*MissingLibraryError `json:"missing,omitempty"`
 	Warnings []string               `json:"warnings,omitempty"`
+	// Machine and Class are the program's ELF machine and class; every
+	// library in the plan was checked to match them (as the loader would).
+	// Zero in a plan read back from JSON: unknown.
+	Machine elf.Machine `json:"-"`
+	Class   elf.Class   `json:"-"`
 }
 
 // Lookup returns the entry at path p.
@@ -332,4 +338,28 @@ func (p *Plan) WriteTree(w io.Writer) error {
 	fmt.Fprintf(&b, "%d entries, %d files, %d bytes\n", len(p.Entries), files, p.Size())
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// CheckTarget reports (as an *ArchError naming the program) a plan whose
+// program is built for another machine, or class, than target, the
+// architecture of the kernel that will run it. A plan whose machine is
+// unknown (read back from JSON) passes.
+func (p *Plan) CheckTarget(target elf.Machine) error {
+	if p.Machine == elf.EM_NONE || target == elf.EM_NONE {
+		return nil
+	}
+	if p.Machine != target || (p.Class != elf.ELFCLASSNONE && wantClass(target) != elf.ELFCLASSNONE && p.Class != wantClass(target)) {
+		return &ArchError{Path: p.Program, Class: p.Class, Machine: p.Machine, Want: target}
+	}
+	return nil
+}
+
+// wantClass is the ELF class a machine's unikernel runs: Nanos's ports are
+// 64-bit, so an x32 or 32-bit program cannot run on them.
+func wantClass(m elf.Machine) elf.Class {
+	switch m {
+	case elf.EM_X86_64, elf.EM_AARCH64, elf.EM_RISCV:
+		return elf.ELFCLASS64
+	}
+	return elf.ELFCLASSNONE
 }

@@ -207,18 +207,21 @@ func (s *session) run(cfg Config, object string) (*Plan, error) {
 		return nil, err
 	}
 	s.env = env
-	s.cwd = cfg.WorkingDir
-	if s.cwd == "" {
-		s.cwd = "/"
-	} else if !strings.HasPrefix(s.cwd, "/") {
-		s.cwd = "/" + s.cwd
+	// Relative to the root, as the runtime takes it, and never above it:
+	// "../../etc" is "/etc".
+	s.cwd = path.Clean("/" + cfg.WorkingDir)
+	entrypoint := cfg.Entrypoint
+	if len(entrypoint) == 1 && entrypoint[0] == "" {
+		// ENTRYPOINT [""] clears the entrypoint, as Docker reads it: the
+		// Cmd is the whole command.
+		entrypoint = nil
 	}
-	argv := append(append([]string(nil), cfg.Entrypoint...), cfg.Cmd...)
+	argv := append(append([]string(nil), entrypoint...), cfg.Cmd...)
 	switch {
 	case s.o.entrySet: // docker run --entrypoint: the image's Cmd goes too
 		argv = append([]string{s.o.entry}, s.o.args...)
 	case s.o.argsSet:
-		argv = append(append([]string(nil), cfg.Entrypoint...), s.o.args...)
+		argv = append(append([]string(nil), entrypoint...), s.o.args...)
 	}
 	plan := &Plan{}
 	if object != "" {
@@ -262,11 +265,7 @@ func (s *session) run(cfg Config, object string) (*Plan, error) {
 		return nil, err
 	}
 	if len(s.missing) > 0 && !s.o.allowMissing {
-		errs := make([]error, len(s.missing))
-		for i, m := range s.missing {
-			errs[i] = m
-		}
-		return nil, errors.Join(errs...)
+		return nil, missingLibraries(s.missing)
 	}
 	plan.Env = s.env
 	plan.WorkingDir = s.cwd
@@ -452,7 +451,8 @@ func (s *session) setProgram(plan *Plan, p string, loc *located, argv []string, 
 	if err != nil {
 		return &ProgramError{Path: p, Err: err}
 	}
-	if s.o.machine != elf.EM_NONE && info.Machine != s.o.machine {
+	if s.o.machine != elf.EM_NONE && (info.Machine != s.o.machine ||
+		(wantClass(s.o.machine) != elf.ELFCLASSNONE && info.Class != wantClass(s.o.machine))) {
 		return &ArchError{Path: p, Class: info.Class, Machine: info.Machine, Want: s.o.machine}
 	}
 	if !linuxABI(info.OSABI) {
@@ -467,6 +467,7 @@ func (s *session) setProgram(plan *Plan, p string, loc *located, argv []string, 
 	s.register(s.program, info.Soname)
 	plan.Program = p
 	plan.Args = argv
+	plan.Machine, plan.Class = info.Machine, info.Class
 	switch {
 	case info.Interp != "":
 		plan.Linkage = Dynamic

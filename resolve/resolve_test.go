@@ -3,8 +3,11 @@ package resolve
 import (
 	"debug/elf"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -441,4 +444,93 @@ func TestMissingInterpreter(t *testing.T) {
 	var fe *FormatError
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, "/lib64/ld-linux-x86-64.so.2", fe.Path)
+}
+
+func TestPlanCheckTarget(t *testing.T) {
+	tests := []struct {
+		name    string
+		plan    Plan
+		target  elf.Machine
+		wantErr string
+	}{
+		{"same machine", Plan{Program: "/app", Machine: elf.EM_X86_64, Class: elf.ELFCLASS64}, elf.EM_X86_64, ""},
+		{"unknown machine (plan from JSON)", Plan{Program: "/app"}, elf.EM_X86_64, ""},
+		{"i386 on x86-64", Plan{Program: "/app", Machine: elf.EM_386, Class: elf.ELFCLASS32}, elf.EM_X86_64,
+			"/app is a 32-bit i386 program, but the target is x86-64 (amd64)"},
+		{"aarch64 on x86-64", Plan{Program: "/app", Machine: elf.EM_AARCH64, Class: elf.ELFCLASS64}, elf.EM_X86_64,
+			"/app is a 64-bit aarch64 (arm64) program, but the target is x86-64 (amd64)"},
+		{"x32 on x86-64", Plan{Program: "/app", Machine: elf.EM_X86_64, Class: elf.ELFCLASS32}, elf.EM_X86_64,
+			"/app is a 32-bit x86-64 (amd64) program, but the target runs only 64-bit programs"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.plan.CheckTarget(tt.target)
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			var arch *ArchError
+			require.ErrorAs(t, err, &arch)
+			assert.Contains(t, err.Error(), tt.wantErr)
+		})
+	}
+}
+
+// TestHostileConfigs: odd but legal image configs resolve as Docker would
+// run them, and a broken one gives a message of sensible size.
+func TestHostileConfigs(t *testing.T) {
+	fx := testimage.CFixtures(t)
+	fsys := os.DirFS(fx.Root)
+
+	t.Run("WorkingDir climbing out is cleaned", func(t *testing.T) {
+		plan, err := Resolve(fsys, Config{Entrypoint: []string{fx.Dynamic}, WorkingDir: "../../etc"})
+		require.NoError(t, err)
+		assert.Equal(t, "/etc", plan.WorkingDir)
+	})
+	t.Run(`Entrypoint [""] clears the entrypoint`, func(t *testing.T) {
+		plan, err := Resolve(fsys, Config{Entrypoint: []string{""}, Cmd: []string{fx.Dynamic, "x"}})
+		require.NoError(t, err)
+		assert.Equal(t, fx.Dynamic, plan.Program)
+		assert.Equal(t, []string{fx.Dynamic, "x"}, plan.Args)
+	})
+	t.Run("many missing libraries: the first 20 and a count", func(t *testing.T) {
+		const n = 25
+		app := programNeeding(t, n)
+		root := t.TempDir()
+		out, err := exec.Command("cp", "-a", fx.Root+"/.", root).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		require.NoError(t, os.WriteFile(filepath.Join(root, "app"), app, 0o755))
+		_, err = Resolve(os.DirFS(root), Config{Entrypoint: []string{"/app"}})
+		require.Error(t, err)
+		var missing *MissingLibraryError
+		require.ErrorAs(t, err, &missing)
+		msg := err.Error()
+		assert.Equal(t, maxListed+1, strings.Count(msg, "\n")+1, "20 libraries and the count: %s", msg)
+		assert.Contains(t, msg, fmt.Sprintf("... and %d more missing libraries (%d in all)", n-maxListed, n))
+	})
+}
+
+// programNeeding links a real x86-64 program whose DT_NEEDED names n
+// libraries, libmissing0.so..., that exist only where it was linked.
+func programNeeding(t *testing.T, n int) []byte {
+	t.Helper()
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("gcc is needed to link a test program: apt-get install gcc")
+	}
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "empty.c"), []byte("int nothing;\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "main.c"), []byte("int main(void) { return 0; }\n"), 0o644))
+	args := []string{"-o", filepath.Join(dir, "app"), filepath.Join(dir, "main.c"), "-L" + dir, "-Wl,--no-as-needed"}
+	for i := range n {
+		lib := fmt.Sprintf("libmissing%d.so", i)
+		out, err := exec.Command(gcc, "-shared", "-o", filepath.Join(dir, lib), "-Wl,-soname,"+lib, filepath.Join(dir, "empty.c")).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		args = append(args, fmt.Sprintf("-lmissing%d", i))
+	}
+	out, err := exec.Command(gcc, args...).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	data, err := os.ReadFile(filepath.Join(dir, "app"))
+	require.NoError(t, err)
+	return data
 }

@@ -6,12 +6,17 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/nanofs/nanofs/internal/tempfile"
 )
 
 // Output is a file written under a temporary name next to its path and
 // renamed over it by Commit: until then nothing appears at the path (a
 // previous file there stays whole), and Abort removes every trace. Its
-// errors name the path and the cause, never the temporary name.
+// errors name the path and the cause, never the temporary name. The
+// temporary name carries the writer's PID (internal/tempfile), so that the
+// leftovers of a killed writer are removed by the next CreateOutput of the
+// same path, and those of a live one are left alone.
 type Output struct {
 	*os.File
 	path, what string
@@ -21,9 +26,10 @@ type Output struct {
 // CreateOutput starts writing path; what names it in errors ("disk", "the
 // image").
 func CreateOutput(path, what string) (*Output, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	dir, prefix := filepath.Dir(path), "."+filepath.Base(path)
+	tempfile.RemoveStale(dir, prefix) //nolint:errcheck // best effort: leftovers of killed writers
+	f, err := tempfile.Create(dir, prefix)
 	if err != nil {
-		dir := filepath.Dir(path)
 		if _, derr := os.Stat(dir); derr != nil {
 			return nil, fmt.Errorf("creating %s %s: the directory %s: %w", what, path, dir, cause(derr))
 		}

@@ -211,9 +211,17 @@ var flagHints = map[string]string{
 
 // flagError maps the library's typed errors to messages that name the
 // flags to use.
+//
+// It is applied where a verb gets the library's error and, for errors met
+// later (reading an image's files), once more in run; an error already
+// reworded is left as it is.
 func flagError(err error) error {
 	if err == nil {
 		return nil
+	}
+	var done *rewordedError
+	if errors.As(err, &done) {
+		return err
 	}
 	var oe *vm.OptionError
 	if errors.As(err, &oe) {
@@ -223,17 +231,28 @@ func flagError(err error) error {
 	}
 	var ce *content.CollisionError
 	var nb *build.NoBootError
+	var slow *lazy.SlowError
 	switch {
 	case errors.As(err, &ce):
-		return fmt.Errorf("%w (--overwrite replaces it)", err)
+		return hint(err, "--overwrite replaces it")
 	case errors.As(err, &nb):
 		return replaceMessage(err, nb.Error(), fmt.Sprintf("found the kernel %s (from %s) but no boot.img: pass --boot or set %s", nb.Kernel.Kernel, nb.Kernel.Source, kernel.EnvBoot))
 	case errors.Is(err, lazy.ErrPlatform):
-		return fmt.Errorf("%w (choose one with --platform)", err)
+		return hint(err, "choose one with --platform")
+	case errors.Is(err, lazy.ErrLayerTooLarge):
+		return hint(err, "raise the bound with --max-expansion or --max-layer-size if the layer is genuine")
+	case errors.As(err, &slow):
+		return hint(err, "lower --min-rate, or 0 to wait for ever, if the link is just slow")
 	case errors.Is(err, build.ErrNoConfig):
 		return replaceMessage(err, build.ErrNoConfig.Error(), "a directory has no image config: name the program with --entry")
 	}
 	return err
+}
+
+// hint appends a parenthesised hint to err's message, keeping err for
+// errors.Is and errors.As.
+func hint(err error, h string) error {
+	return &rewordedError{msg: err.Error() + " (" + h + ")", err: err}
 }
 
 // replaceMessage rewrites part of err's message, keeping err for

@@ -44,6 +44,11 @@ reference, an OCI image layout directory or a docker-save tarball. With
 			if !info.Mode().IsRegular() {
 				return fmt.Errorf("%s: not a regular file (%v)", args[1], info.Mode().Type())
 			}
+			// Fetch and verify the whole file before the first byte goes
+			// out: a corrupt chunk must not leave half a file on stdout.
+			if err := li.Prefetch(cmd.Context(), []string{name}); err != nil {
+				return fmt.Errorf("%s: %w (nothing written)", args[1], err)
+			}
 			_, err = io.CopyBuffer(g.stdout, f, make([]byte, 1<<20))
 			reportFetched(g, li.Stats())
 			return err

@@ -64,3 +64,20 @@ func TestCat(t *testing.T) {
 		assert.Contains(t, stderr, tc.msg, tc.path)
 	}
 }
+
+// TestCatCorruptChunk: a file with a chunk that never arrives intact fails
+// before anything is written to stdout.
+func TestCatCorruptChunk(t *testing.T) {
+	img := testimage.EdgeSpec().Image(t, testimage.EStargz)
+	reg := testimage.StartInProcessRegistry(t)
+	reg.Push(t, "edge", img)
+	m, err := img.Manifest()
+	require.NoError(t, err)
+	big := m.Layers[2] // holds /data/big.bin
+	c := testimage.StartCounter(t, reg.Host)
+	c.Inject(testimage.Fault{Kind: testimage.CorruptByte, Digest: big.Digest.String(), Offset: big.Size / 2})
+	code, stdout, stderr := imageRun(t, "cat", c.Ref("edge"), "/data/big.bin")
+	assert.NotEqual(t, 0, code)
+	assert.Empty(t, stdout, "nothing written before the file verified")
+	assert.Contains(t, stderr, "nothing written")
+}

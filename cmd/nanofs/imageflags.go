@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nanofs/nanofs/lazy"
+	"github.com/nanofs/nanofs/tfs"
 	"github.com/nanofs/nanofs/vm"
 )
 
@@ -18,18 +19,53 @@ type imageFlags struct {
 	platform string
 	insecure bool
 	cacheDir string
+	minRate  string
+	maxExp   int64
+	maxLayer string
 }
 
 func (f *imageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.platform, "platform", "", "os/arch[/variant] to pick from a multi-platform image (default linux/<host architecture>)")
 	fs.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and TLS certificates that do not verify (localhost registries need no flag)")
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "content cache directory (default $XDG_CACHE_HOME/nanofs, i.e. ~/.cache/nanofs)")
+	fs.Int64Var(&f.maxExp, "max-expansion", lazy.DefaultMaxExpansion, "most times its compressed size a gzip or zstd layer may expand to (plus 64 MiB)")
+	fs.StringVar(&f.maxLayer, "max-layer-size", "32G", "most bytes one layer may expand to, whatever its compressed size")
+	fs.StringVar(&f.minRate, "min-rate", "", "give up on a blob read slower than this many bytes a second, after a minute's grace, e.g. 1M (default 10K; 0: never)")
 }
 
-// check reports a bad --platform before anything is opened.
+// check reports a bad --platform, --max-expansion, --max-layer-size or
+// --min-rate before anything is opened.
 func (f *imageFlags) check() error {
-	_, err := f.platformOption()
+	if _, err := f.platformOption(); err != nil {
+		return err
+	}
+	_, err := f.boundOptions()
 	return err
+}
+
+// boundOptions are the bounds on what a layer may expand to and on how
+// slowly a blob may arrive. Zero values (flags not registered, as in
+// tests) keep the library's defaults.
+func (f *imageFlags) boundOptions() ([]lazy.Option, error) {
+	maxLayer := int64(0)
+	if f.maxLayer != "" {
+		var err error
+		if maxLayer, err = tfs.ParseSize(f.maxLayer); err != nil {
+			return nil, fmt.Errorf("--max-layer-size: %w", err)
+		}
+	}
+	if f.maxExp < 0 {
+		return nil, fmt.Errorf("--max-expansion %d: want a positive ratio", f.maxExp)
+	}
+	opts := []lazy.Option{lazy.WithMaxExpansion(f.maxExp, maxLayer)}
+	if f.minRate != "" {
+		rate, err := tfs.ParseSize(f.minRate)
+		if err != nil {
+			return nil, fmt.Errorf("--min-rate: %w", err)
+		}
+		opts = append(opts, lazy.WithMinRate(rate, -1))
+	}
+	return opts, nil
 }
 
 func (f *imageFlags) platformOption() ([]lazy.Option, error) {
@@ -55,6 +91,8 @@ func (f *imageFlags) lazyOptions() []lazy.Option {
 	if f.cacheDir != "" {
 		opts = append(opts, lazy.WithCacheDir(f.cacheDir))
 	}
+	bounds, _ := f.boundOptions()
+	opts = append(opts, bounds...)
 	return append(opts, lazy.WithUserAgent(version))
 }
 

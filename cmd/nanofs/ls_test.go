@@ -84,7 +84,11 @@ func TestLsErrors(t *testing.T) {
 		{[]string{"ls"}, "accepts between 1 and 2 arg"},
 	} {
 		code, _, stderr := imageRun(t, tc.args...)
-		assert.Equal(t, 1, code, tc.args)
+		want := exitFailure
+		if strings.Contains(tc.msg, "no image for the platform") {
+			want = exitBadInput
+		}
+		assert.Equal(t, want, code, tc.args)
 		assert.True(t, strings.HasPrefix(stderr, "nanofs: "), stderr)
 		assert.Contains(t, stderr, tc.msg, tc.args)
 	}

@@ -104,7 +104,11 @@ func TestPkgErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			code := run(context.Background(), append([]string{"pkg", "--cache-dir", filepath.Join(dir, "cache")}, tc.args...), &stdout, &stderr)
-			assert.Equal(t, 1, code)
+			want := exitFailure
+			if tc.name == "missing entry" {
+				want = exitBadInput
+			}
+			assert.Equal(t, want, code)
 			assert.Contains(t, stderr.String(), tc.want)
 			assert.NoDirExists(t, filepath.Join(dir, "local_packages"))
 		})

@@ -97,7 +97,11 @@ func TestResolveErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, stdout, stderr := mkfsRun(t, tt.args...)
-			assert.Equal(t, 1, code)
+			want := map[string]int{"missing library": exitBadInput, "wrong architecture": exitBadInput, "unreachable registry": exitNetwork}[tt.name]
+			if want == 0 {
+				want = exitFailure
+			}
+			assert.Equal(t, want, code)
 			assert.Empty(t, stdout)
 			require.True(t, strings.HasPrefix(stderr, "nanofs: "), stderr)
 			for _, w := range tt.want {

@@ -68,11 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "nanofs: %v\n", err)
-	if errors.Is(err, context.Canceled) {
-		return 130
-	}
-	return 1
+	fmt.Fprintf(stderr, "nanofs: %v\n", flagError(err))
+	return exitCode(ctx, err)
 }
 
 // logf prints a progress or detail line on stderr unless --quiet.

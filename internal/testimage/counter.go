@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Counter is a reverse proxy in front of a registry that counts what its
@@ -71,6 +72,10 @@ const (
 	// CorruptByte flips every bit of the byte at blob offset Offset, if the
 	// response covers it.
 	CorruptByte
+	// Trickle lets Offset body bytes through, then sends one byte every
+	// Delay: a stalled server when Delay is long, a trickling one when it
+	// is short.
+	Trickle
 )
 
 func (k FaultKind) String() string {
@@ -83,17 +88,25 @@ func (k FaultKind) String() string {
 		return "ignore-range"
 	case CorruptByte:
 		return "corrupt-byte"
+	case Trickle:
+		return "trickle"
 	}
 	return fmt.Sprintf("fault(%d)", int(k))
 }
 
-// Fault is injected into blob GETs (HEAD and manifest requests pass).
+// Fault is injected into blob GETs (HEAD and manifest requests pass), or,
+// with Path, into the GETs of that path (Status500 only: "/v2/" is the
+// registry's ping).
 type Fault struct {
 	Kind   FaultKind
-	Digest string // only this blob ("sha256:..."); "" for any blob
-	Offset int64  // DropAfter: body bytes let through; CorruptByte: blob offset
-	Times  int    // how many matching requests it hits; 0 for all of them
-	hits   int
+	Digest string        // only this blob ("sha256:..."); "" for any blob
+	Path   string        // instead of blobs, GETs of exactly this path
+	Offset int64         // DropAfter, Trickle: body bytes let through; CorruptByte: blob offset
+	Delay  time.Duration // Trickle: the wait before each further byte
+	// BytesPerSec, with any kind, sends the response body no faster.
+	BytesPerSec int64
+	Times       int // how many matching requests it hits; 0 for all of them
+	hits        int
 }
 
 // NewCounter returns a Counter proxying to the registry at upstreamHost
@@ -117,9 +130,14 @@ func NewCounter(upstreamHost string) *Counter {
 			if f == nil {
 				return nil
 			}
+			if f.BytesPerSec > 0 {
+				resp.Body = &throttleReader{ReadCloser: resp.Body, rate: f.BytesPerSec, ctx: resp.Request.Context(), start: time.Now()}
+			}
 			switch f.Kind {
 			case DropAfter:
 				resp.Body = &dropReader{ReadCloser: resp.Body, left: f.Offset}
+			case Trickle:
+				resp.Body = &trickleReader{ReadCloser: resp.Body, left: f.Offset, delay: f.Delay, ctx: resp.Request.Context()}
 			case CorruptByte:
 				start, ok := responseStart(resp)
 				if ok && f.Offset >= start {
@@ -182,14 +200,18 @@ func (c *Counter) ClearFaults() {
 var blobPath = regexp.MustCompile(`^/v2/(.+)/blobs/([a-z0-9]+:[a-zA-Z0-9=_-]+)$`)
 
 // pickFault returns the fault for a request and counts the hit.
-func (c *Counter) pickFault(method, digest string) *Fault {
-	if method != http.MethodGet || digest == "" {
+func (c *Counter) pickFault(method, path, digest string) *Fault {
+	if method != http.MethodGet {
 		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, f := range c.faults {
-		if (f.Digest == "" || f.Digest == digest) && (f.Times == 0 || f.hits < f.Times) {
+		match := f.Path == path
+		if f.Path == "" {
+			match = digest != "" && (f.Digest == "" || f.Digest == digest)
+		}
+		if match && (f.Times == 0 || f.hits < f.Times) {
 			f.hits++
 			copied := *f
 			return &copied
@@ -221,7 +243,7 @@ func (c *Counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		c.record(rec)
 	}()
-	f := c.pickFault(r.Method, rec.Digest)
+	f := c.pickFault(r.Method, r.URL.Path, rec.Digest)
 	if f != nil {
 		rec.Fault = f.Kind.String()
 		if f.Kind == Status500 {
@@ -233,7 +255,7 @@ func (c *Counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(context.WithValue(r.Context(), faultKey{}, f))
 		// What precedes a dropped connection must reach the client, not die
 		// in the server's buffer.
-		cw.flushEach = f.Kind == DropAfter
+		cw.flushEach = f.Kind == DropAfter || f.Kind == Trickle || f.BytesPerSec > 0
 	}
 	c.proxy.ServeHTTP(cw, r)
 }
@@ -335,5 +357,65 @@ func (c *corruptReader) Read(p []byte) (int, error) {
 		p[c.at-c.pos] ^= 0xff
 	}
 	c.pos += int64(n)
+	return n, err
+}
+
+// trickleReader lets left bytes through, then one byte per delay, until
+// the client goes away.
+type trickleReader struct {
+	io.ReadCloser
+	left  int64
+	delay time.Duration
+	ctx   context.Context
+}
+
+func (t *trickleReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if t.left > 0 {
+		if int64(len(p)) > t.left {
+			p = p[:t.left]
+		}
+		n, err := t.ReadCloser.Read(p)
+		t.left -= int64(n)
+		return n, err
+	}
+	timer := time.NewTimer(t.delay)
+	defer timer.Stop()
+	select {
+	case <-t.ctx.Done():
+		return 0, t.ctx.Err()
+	case <-timer.C:
+	}
+	return t.ReadCloser.Read(p[:1])
+}
+
+// throttleReader sends at most rate bytes a second.
+type throttleReader struct {
+	io.ReadCloser
+	rate  int64
+	ctx   context.Context
+	start time.Time
+	sent  int64
+}
+
+func (t *throttleReader) Read(p []byte) (int, error) {
+	if chunk := max(t.rate/50, 1); int64(len(p)) > chunk {
+		p = p[:chunk]
+	}
+	// Wait until the bytes sent so far are due.
+	due := t.start.Add(time.Duration(float64(t.sent) / float64(t.rate) * float64(time.Second)))
+	if wait := time.Until(due); wait > 0 {
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		select {
+		case <-t.ctx.Done():
+			return 0, t.ctx.Err()
+		case <-timer.C:
+		}
+	}
+	n, err := t.ReadCloser.Read(p)
+	t.sent += int64(n)
 	return n, err
 }

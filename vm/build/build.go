@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,6 +85,9 @@ func Build(ctx context.Context, source string, opts ...Option) (*Result, error) 
 	o := newOptions(opts)
 	var size int64
 	src, res, err := o.prepare(ctx, source, func() error {
+		if err := o.setTarget(); err != nil {
+			return err
+		}
 		if o.size == "" || o.pkg != nil {
 			return nil
 		}
@@ -442,7 +446,24 @@ func (o *options) resolveOptions() []resolve.Option {
 	if len(o.dns) > 0 {
 		opts = append(opts, resolve.WithNameservers(o.dns...))
 	}
+	if o.machine != elf.EM_NONE {
+		opts = append(opts, resolve.WithMachine(o.machine)) // WithResolveOptions may override it
+	}
 	return append(opts, o.resolveOpts...)
+}
+
+// setTarget sets the machine a build's program must be built for: that of
+// the platform the image is read for (lazy.WithPlatform's architecture, or
+// the host's). The disk and package writers check the plan against the
+// kernel's machine besides.
+func (o *options) setTarget() error {
+	p := lazy.PlatformOf(o.imageOpts...)
+	m, err := resolve.MachineForArch(p.Architecture)
+	if err != nil {
+		return fmt.Errorf("%w %s: %w", lazy.ErrPlatform, p.Architecture, err)
+	}
+	o.machine = m
+	return nil
 }
 
 // findKernel picks the kernel and bootloader the disk boots with.

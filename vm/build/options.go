@@ -1,6 +1,8 @@
 package build
 
 import (
+	"debug/elf"
+
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/vm/opsconfig"
@@ -36,6 +38,7 @@ type options struct {
 	pkg          *pkgOptions
 
 	imageOpts   []lazy.Option
+	machine     elf.Machine // the target Build checks the program against (EM_NONE: none)
 	resolveOpts []resolve.Option
 	logf        func(string, ...any)
 	debugf      func(string, ...any)

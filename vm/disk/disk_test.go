@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -344,4 +346,22 @@ func TestDetectLayout(t *testing.T) {
 	require.ErrorContains(t, err, "not a regular file")
 	_, err = DetectLayout(filepath.Join(dir, "missing"))
 	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// TestStaleTempDisksRemoved: the temporary disk a killed build left beside
+// its output goes when the next build of that output starts; one of a
+// live process stays.
+func TestStaleTempDisksRemoved(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "d.img")
+	cmd := exec.Command("true")
+	require.NoError(t, cmd.Run())
+	stale := filepath.Join(dir, fmt.Sprintf(".d.img.tmp-%d-123", cmd.Process.Pid))
+	live := filepath.Join(dir, ".d.img.tmp-1-456")
+	require.NoError(t, os.WriteFile(stale, make([]byte, 4096), 0o644))
+	require.NoError(t, os.WriteFile(live, nil, 0o644))
+	createTestDisk(t, out, WithoutBootloader())
+	assert.NoFileExists(t, stale)
+	assert.FileExists(t, live)
+	assert.FileExists(t, out)
 }

@@ -2,11 +2,13 @@ package disk
 
 import (
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -63,6 +65,13 @@ func WriteDisk(ctx context.Context, out string, fsys fs.FS, plan *resolve.Plan, 
 	c := &diskConfig{parallel: 4}
 	for _, o := range opts {
 		o(c)
+	}
+	target, err := c.targetMachine()
+	if err != nil {
+		return nil, err
+	}
+	if err := plan.CheckTarget(target); err != nil {
+		return nil, err
 	}
 	var skipped []string
 	fill := func(ctx context.Context, w *tfs.Writer) error {
@@ -213,6 +222,29 @@ func (t *turnReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return t.r.Read(p)
+}
+
+// targetMachine is the ELF machine the disk's programs must be built for:
+// a bootable disk's kernel is x86-64 (CreateDisk checks it); a disk
+// without bootloader is for the kernel it names, or else for the host's
+// architecture, which `nanofs run` boots it on.
+func (c *diskConfig) targetMachine() (elf.Machine, error) {
+	switch {
+	case !c.noBootloader:
+		return elf.EM_X86_64, nil
+	case c.kernel.Kernel != "":
+		f, err := elf.Open(c.kernel.Kernel)
+		if err != nil {
+			return elf.EM_NONE, fmt.Errorf("kernel %s: %w", c.kernel.Kernel, err)
+		}
+		defer f.Close()
+		return f.Machine, nil
+	}
+	m, err := resolve.MachineForArch(runtime.GOARCH)
+	if err != nil {
+		return elf.EM_NONE, nil // an unknown host: nothing to check against
+	}
+	return m, nil
 }
 
 // treeSink puts a plan's directories and links into the volume at once and

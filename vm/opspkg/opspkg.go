@@ -86,6 +86,9 @@ func NewPackage(m disk.Manifest, name, arch string) (*Package, error) {
 	if err := CheckPackageName(name); err != nil {
 		return nil, err
 	}
+	if arch == "" {
+		return nil, errors.New("architecture missing (the image config names none): ops packages exist for amd64 and arm64")
+	}
 	if arch != "amd64" && arch != "arm64" {
 		return nil, fmt.Errorf("architecture %q: ops packages exist for amd64 and arm64", arch)
 	}
@@ -229,6 +232,13 @@ type prefetcher interface {
 }
 
 func (p *Package) write(ctx context.Context, sink packageSink, fsys fs.FS, plan *resolve.Plan) (*PackageInfo, error) {
+	target, err := resolve.MachineForArch(p.Arch)
+	if err != nil {
+		return nil, err
+	}
+	if err := plan.CheckTarget(target); err != nil {
+		return nil, err
+	}
 	manifest, err := json.MarshalIndent(p.Manifest, "", "  ")
 	if err != nil {
 		return nil, err

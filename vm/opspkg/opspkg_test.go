@@ -302,3 +302,8 @@ func TestPackageHostileLinks(t *testing.T) {
 		assert.Equal(t, filepath.Join(sysroot, "etc", "shadow"), lands, "%s -> %s", name, target)
 	}
 }
+
+func TestNewPackageWithoutArchitecture(t *testing.T) {
+	_, err := NewPackage(disk.Manifest{Program: "/bin/app"}, "app_1.0", "")
+	assert.ErrorContains(t, err, "architecture missing (the image config names none)")
+}

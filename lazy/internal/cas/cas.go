@@ -20,6 +20,9 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/nanofs/nanofs/internal/tempfile"
 )
 
 // Store is a cache directory.
@@ -102,6 +105,9 @@ func (s *Store) ReadVerified(kind, digest string) ([]byte, error) {
 		os.Remove(p)
 		return nil, fmt.Errorf("cache: %s: %w (removed): %w", p, ErrCorrupt, fs.ErrNotExist)
 	}
+	// Mark it used, for pruning least recently used entries first.
+	now := time.Now()
+	_ = os.Chtimes(p, now, now)
 	return data, nil
 }
 
@@ -170,11 +176,44 @@ func create(final string) (*Pending, error) {
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(final), ".tmp-*")
+	f, err := tempfile.Create(filepath.Dir(final), "")
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	return &Pending{File: f, final: final}, nil
+}
+
+// RemoveStale removes the temporary files of processes that died while
+// writing an entry (killed, crashed), and says how many and how many
+// bytes. Those of live processes stay.
+func (s *Store) RemoveStale() (files int, bytes int64, err error) {
+	kinds, err := os.ReadDir(s.root)
+	if err != nil {
+		return 0, 0, fmt.Errorf("cache: %w", err)
+	}
+	var errs []error
+	for _, k := range kinds {
+		if !k.IsDir() {
+			continue
+		}
+		subs, err := os.ReadDir(filepath.Join(s.root, k.Name()))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, sub := range subs {
+			if !sub.IsDir() {
+				continue
+			}
+			removed, n, err := tempfile.RemoveStale(filepath.Join(s.root, k.Name(), sub.Name()), "")
+			files += len(removed)
+			bytes += n
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return files, bytes, errors.Join(errs...)
 }
 
 // Commit closes the temporary file and renames it to its final name.

@@ -45,18 +45,17 @@ var ErrBadPath = errors.New("unsafe or malformed path")
 
 // CleanPath turns a name from a layer (tar header name or hard link target)
 // into a path relative to the image root: "./" prefixes, empty and "."
-// elements and a trailing slash are dropped; "" is the root. Absolute
-// names, ".." elements and NUL bytes are refused rather than clamped: a
-// layer that names them was not made by a build and is not trusted further.
+// elements and a trailing slash are dropped; "" is the root. A leading "/"
+// is dropped too, as Docker and containerd do when they extract a layer
+// (the name is still relative to the image root). ".." elements and NUL
+// bytes are refused rather than clamped: a layer that names them was not
+// made by a build and is not trusted further.
 func CleanPath(name string) (string, error) {
 	if name == "" {
 		return "", fmt.Errorf("%w: empty name", ErrBadPath)
 	}
 	if strings.IndexByte(name, 0) >= 0 {
 		return "", fmt.Errorf("%w: %q contains a NUL byte", ErrBadPath, name)
-	}
-	if name[0] == '/' {
-		return "", fmt.Errorf("%w: %q is absolute", ErrBadPath, name)
 	}
 	var b strings.Builder
 	for _, el := range strings.Split(name, "/") {

@@ -91,7 +91,10 @@ func TestCleanPath(t *testing.T) {
 		{in: "../etc/passwd", bad: true},
 		{in: "a/../../b", bad: true},
 		{in: "a/../b", bad: true},
-		{in: "/etc/passwd", bad: true},
+		{in: "/etc/passwd", want: "etc/passwd"},
+		{in: "//etc//passwd", want: "etc/passwd"},
+		{in: "/../etc/passwd", bad: true},
+		{in: "/", want: ""},
 		{in: "", bad: true},
 		{in: "a\x00b", bad: true},
 		{in: "..a/b..", want: "..a/b.."},
@@ -120,9 +123,8 @@ func TestHostileLayers(t *testing.T) {
 	}{
 		{"dot-dot", tarOf(t, file("../escape", "x")), "../escape", "climbs out"},
 		{"deep dot-dot", tarOf(t, file("etc/../../escape", "x")), "etc/../../escape", "climbs out"},
-		{"absolute", tarOf(t, file("/etc/shadow", "x")), "/etc/shadow", "absolute"},
 		{"hard link out", tarOf(t, hardlink("etc/h", "../../etc/passwd")), "etc/h", "climbs out"},
-		{"hard link absolute", tarOf(t, hardlink("etc/h", "/etc/passwd")), "etc/h", "absolute"},
+		{"absolute and climbing", tarOf(t, file("/../etc/shadow", "x")), "/../etc/shadow", "climbs out"},
 		{"hard link to nothing", tarOf(t, hardlink("etc/h", "etc/missing")), "etc/h", "does not exist"},
 		{"hard link to a directory", tarOf(t, hardlink("etc/h", "etc")), "etc/h", "directory"},
 		{"empty symlink", tarOf(t, symlink("etc/s", "")), "etc/s", "empty target"},
@@ -304,4 +306,30 @@ func TestFromTOC(t *testing.T) {
 	jtoc.Entries[2].ChunkOffset++
 	_, err = FromTOC(&jtoc, tocOffset)
 	assert.ErrorContains(t, err, "etc/hostname")
+}
+
+// TestAbsoluteMemberNames: a layer whose member names start with "/" is
+// read as Docker and containerd extract it, relative to the image root.
+func TestAbsoluteMemberNames(t *testing.T) {
+	tree, err := merge(tarOf(t, dir("/etc"), file("/etc/x", "abs"), hardlink("/etc/h", "/etc/x"), symlink("/etc/s", "/etc/x")))
+	require.NoError(t, err)
+	for _, p := range []string{"etc", "etc/x", "etc/h", "etc/s"} {
+		assert.NotNil(t, tree.LookupNoFollow(p), p)
+	}
+}
+
+// TestImpliedDirectoryTimes: a directory no layer has an entry for (the
+// root, a parent left out) is as new as what it holds, not year 1.
+func TestImpliedDirectoryTimes(t *testing.T) {
+	tree, err := merge(tarOf(t, file("a/b/c", "x")))
+	require.NoError(t, err)
+	want := time.Unix(1577836800, 0)
+	for _, p := range []string{"", "a", "a/b"} {
+		n := tree.LookupNoFollow(p)
+		require.NotNil(t, n, p)
+		assert.True(t, n.MTime.Equal(want), "%q: %v", p, n.MTime)
+	}
+	empty, err := merge(tarOf(t))
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), empty.Root.MTime.Unix())
 }

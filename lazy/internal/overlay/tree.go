@@ -199,26 +199,39 @@ func setMeta(n *Inode, e *Entry) {
 func (t *Tree) Finish() {
 	next := uint64(2) // 0 and 1 mean "unknown" and "root" to FUSE
 	names := map[*Inode]uint32{}
-	var walk func(n *Inode)
-	walk = func(n *Inode) {
+	// walk returns the newest modification time at or below n.
+	var walk func(n *Inode) time.Time
+	walk = func(n *Inode) time.Time {
 		if n.Ino == 0 {
 			n.Ino = next
 			next++
 		}
 		if !n.IsDir() {
-			return
+			return n.MTime
 		}
 		n.Names = slices.Sorted(maps.Keys(n.Children))
 		subdirs := uint32(0)
+		newest := n.MTime
 		for _, name := range n.Names {
 			c := n.Children[name]
 			names[c]++
 			if c.IsDir() {
 				subdirs++
 			}
-			walk(c)
+			if m := walk(c); m.After(newest) {
+				newest = m
+			}
 		}
 		n.Nlink = 2 + subdirs
+		if n.MTime.IsZero() {
+			// A directory no layer has an entry for (the root, usually):
+			// as new as what it holds, rather than year 1.
+			n.MTime = newest
+			if newest.IsZero() {
+				n.MTime = time.Unix(0, 0).UTC()
+			}
+		}
+		return newest
 	}
 	walk(t.Root)
 	for n, k := range names {

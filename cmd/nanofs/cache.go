@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nanofs/nanofs/lazy"
+	"github.com/nanofs/nanofs/tfs"
+)
+
+func init() { verbs = append(verbs, newCacheCmd) }
+
+func newCacheCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cache",
+		Short: "Manage the content cache",
+	}
+	var dir, maxSize string
+	prune := &cobra.Command{
+		Use:   "prune",
+		Short: "Remove leftovers of killed runs and, with --max-size, the least recently used entries",
+		Long: `Remove the temporary files that runs killed while writing left in the cache
+(every run removes them too) and, with --max-size, cached layers, chunks and
+blobs, least recently used first, until the cache holds at most SIZE bytes.
+What is removed is fetched again when an image needs it.`,
+		Example: `  nanofs cache prune
+  nanofs cache prune --max-size 2G`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			limit := int64(-1)
+			if maxSize != "" {
+				var err error
+				if limit, err = tfs.ParseSize(maxSize); err != nil {
+					return fmt.Errorf("--max-size: %w", err)
+				}
+			}
+			res, err := lazy.PruneCache(dir, limit)
+			if res != nil {
+				g.logf("removed %d temporary files (%s) and %d entries (%s); %s left",
+					res.TempFiles, byteCount(res.TempBytes), res.Entries, byteCount(res.Bytes), byteCount(res.Remaining))
+			}
+			return err
+		},
+	}
+	prune.Flags().StringVar(&dir, "cache-dir", "", "content cache directory (default $XDG_CACHE_HOME/nanofs, i.e. ~/.cache/nanofs)")
+	prune.Flags().StringVar(&maxSize, "max-size", "", "remove least recently used entries until the cache holds at most this much, e.g. 2G")
+	cmd.AddCommand(prune)
+	return cmd
+}

@@ -1,0 +1,151 @@
+package lazy
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nanofs/nanofs/lazy/internal/cas"
+)
+
+// PruneResult says what PruneCache removed and what is left.
+type PruneResult struct {
+	TempFiles int   // temporary files of processes that died while writing
+	TempBytes int64 // their bytes
+	Entries   int   // cache entries removed (a layer's tar and index count as one)
+	Bytes     int64 // their bytes
+	Remaining int64 // bytes left in the cache
+}
+
+// PruneCache cleans the cache in dir (DefaultCacheDir when ""): it
+// removes the temporary files of processes that died while writing (as
+// every Open does), then, while the cache holds more than maxSize bytes,
+// its least recently used entries (maxSize < 0: none). Entries in use by
+// another process are safe to remove: open files stay readable, and a
+// removed entry is fetched again when next needed.
+func PruneCache(dir string, maxSize int64) (*PruneResult, error) {
+	if dir == "" {
+		var err error
+		if dir, err = DefaultCacheDir(); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("cache %s: %w", dir, err)
+	}
+	store, err := cas.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	res := &PruneResult{}
+	var errs []error
+	res.TempFiles, res.TempBytes, err = store.RemoveStale()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	entries, err := cacheEntries(store.Root())
+	if err != nil {
+		return nil, errors.Join(append(errs, err)...)
+	}
+	for _, e := range entries {
+		res.Remaining += e.size
+	}
+	// Oldest use first.
+	sort.Slice(entries, func(i, j int) bool {
+		if !entries[i].used.Equal(entries[j].used) {
+			return entries[i].used.Before(entries[j].used)
+		}
+		return entries[i].files[0] < entries[j].files[0]
+	})
+	for _, e := range entries {
+		if maxSize < 0 || res.Remaining <= maxSize {
+			break
+		}
+		var rmErr error
+		for _, f := range e.files {
+			if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				rmErr = err
+			}
+		}
+		if rmErr != nil {
+			errs = append(errs, fmt.Errorf("cache: %w", rmErr))
+			continue
+		}
+		res.Entries++
+		res.Bytes += e.size
+		res.Remaining -= e.size
+	}
+	return res, errors.Join(errs...)
+}
+
+// cacheEntry is the files of one cached item: kind/xx/<hex> with any
+// suffix (.tar, .index, .lock).
+type cacheEntry struct {
+	files []string
+	size  int64
+	used  time.Time // the newest access or modification of its files
+}
+
+// cacheEntries lists the cache's entries. Files the store did not write
+// (anything not under kind/xx/<64 hex>...) are left alone.
+func cacheEntries(root string) ([]*cacheEntry, error) {
+	byStem := map[string]*cacheEntry{}
+	var order []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() || !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		parts := strings.Split(rel, string(filepath.Separator))
+		name := d.Name()
+		if len(parts) != 3 || len(name) < 64 || strings.HasPrefix(name, ".") {
+			return nil
+		}
+		stem := filepath.Join(parts[0], parts[1], name[:64])
+		info, err := d.Info()
+		if err != nil {
+			return nil // removed meanwhile
+		}
+		e := byStem[stem]
+		if e == nil {
+			e = &cacheEntry{}
+			byStem[stem] = e
+			order = append(order, stem)
+		}
+		e.files = append(e.files, p)
+		e.size += info.Size()
+		if t := lastUse(info); t.After(e.used) {
+			e.used = t
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	out := make([]*cacheEntry, 0, len(order))
+	for _, s := range order {
+		out = append(out, byStem[s])
+	}
+	return out, nil
+}
+
+// touch marks a cache file as just used, for PruneCache's order
+// (access times are often not kept: relatime, noatime).
+func touch(p string) {
+	now := time.Now()
+	_ = os.Chtimes(p, now, now) // only an ordering hint
+}
