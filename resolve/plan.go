@@ -185,8 +185,11 @@ type Plan struct {
 	Objects     []Object `json:"objects"`        // ELF objects in load order, then the runtime and included ones
 	Entries     []Entry  `json:"entries"`        // sorted by path: parents before children
 	// Missing holds the libraries not found (only WithAllowMissing).
-	Missing  []*MissingLibraryError `json:"missing,omitempty"`
-	Warnings []string               `json:"warnings,omitempty"`
+	Missing []*MissingLibraryError `json:"missing,omitempty"`
+	// Generated are the files a container runtime provides (/etc/hosts,
+	// /etc/hostname, /etc/resolv.conf), made for the unikernel.
+	Generated []GeneratedFile `json:"generated,omitempty"`
+	Warnings  []string        `json:"warnings,omitempty"`
 }
 
 // Lookup returns the entry at path p.

@@ -20,6 +20,7 @@ type Config struct {
 	Cmd        []string
 	Env        []string // NAME=VALUE
 	WorkingDir string
+	User       string // name or uid (maybe ":group"): whose HOME the environment gets
 }
 
 // DefaultPath is the PATH a container gets when its image sets none.
@@ -191,9 +192,10 @@ type session struct {
 	muslDirs         []string
 	muslDirsFrom     string
 
-	included []*located // files added with WithInclude
-	missing  []*MissingLibraryError
-	warnings []string
+	included  []*located // files added with WithInclude
+	generated []GeneratedFile
+	missing   []*MissingLibraryError
+	warnings  []string
 }
 
 func (s *session) warnf(format string, a ...any) {
@@ -207,6 +209,9 @@ func (s *session) run(cfg Config, object string) (*Plan, error) {
 		return nil, err
 	}
 	s.env = env
+	if err := s.dockerEnv(cfg.User); err != nil {
+		return nil, err
+	}
 	s.cwd = cfg.WorkingDir
 	if s.cwd == "" {
 		s.cwd = "/"
@@ -266,6 +271,7 @@ func (s *session) run(cfg Config, object string) (*Plan, error) {
 		return nil, errors.Join(errs...)
 	}
 	plan.Env = s.env
+	plan.Generated = s.generated
 	plan.WorkingDir = s.cwd
 	plan.Missing = s.missing
 	plan.Warnings = s.warnings
@@ -568,16 +574,17 @@ func (s *session) nameObject(o *object, name string) {
 
 // Reasons entries carry.
 const (
-	reasonProgram   = "program"
-	reasonScript    = "script"
-	reasonInterp    = "ELF interpreter (PT_INTERP)"
-	reasonLibrary   = "shared library (DT_NEEDED)"
-	reasonPreload   = "preloaded library"
-	reasonDir       = "directory"
-	reasonLink      = "symbolic link"
-	reasonWorkDir   = "working directory"
-	reasonGenerated = "generated"
-	reasonLdCache   = "glibc's library cache: how ld.so finds libraries in ld.so.conf directories"
+	reasonProgram       = "program"
+	reasonScript        = "script"
+	reasonInterp        = "ELF interpreter (PT_INTERP)"
+	reasonLibrary       = "shared library (DT_NEEDED)"
+	reasonPreload       = "preloaded library"
+	reasonDir           = "directory"
+	reasonLink          = "symbolic link"
+	reasonWorkDir       = "working directory"
+	reasonGenerated     = "generated"
+	reasonIncludePrefix = "--include "
+	reasonLdCache       = "glibc's library cache: how ld.so finds libraries in ld.so.conf directories"
 )
 
 // sortedKeys returns a map's keys in order.

@@ -111,7 +111,7 @@ func (o *buildOptions) registerContent(f *pflag.FlagSet) {
 	f.StringVar(&o.entry, "entry", "", "program to run instead of the image's entrypoint and command (a name looked up in the image's PATH, or a path)")
 	f.StringArrayVarP(&o.env, "env", "e", nil, "environment variable NAME=VALUE over the image's Env (repeatable)")
 	f.StringArrayVar(&o.includes, "include", nil, "also copy the files matching this absolute glob in the image, e.g. a runtime's lib dir (repeatable)")
-	f.StringArrayVar(&o.dns, "dns", nil, "name server for the generated /etc/resolv.conf when the image has none (repeatable)")
+	f.StringArrayVar(&o.dns, "dns", nil, "name server for the generated /etc/resolv.conf, which replaces the image's (repeatable)")
 	f.StringVar(&o.size, "size", "", "disk size, e.g. 512M or 2G (default: as small as the files allow, plus 1 MiB free)")
 	f.StringArrayVar(&o.adds, "add", nil, "copy the local file or directory SRC into the image at DST, SRC[:DST] (default DST: SRC's path relative to the current directory, under /) (repeatable)")
 	f.BoolVar(&o.overwrite, "overwrite", false, "let added files replace the image's files (and directories) at their paths")
@@ -220,6 +220,11 @@ func (o *buildOptions) prepare(g *globals, ref string, img *lazy.Image, workdir 
 	}
 	for _, w := range plan.Warnings {
 		g.logf("warning: %s", w)
+	}
+	for _, f := range plan.Generated {
+		if f.Replaced {
+			g.logf("generated %s, replacing the image's copy (as a container runtime does)", f.Path)
+		}
 	}
 	in.plan, in.manifest = plan, vm.ManifestFromPlan(plan)
 	if o.opsCfg != nil && len(o.opsCfg.Manifest) > 0 {
@@ -357,7 +362,7 @@ func (o *buildOptions) resolveOptions() []resolve.Option {
 }
 
 func resolveConfig(c lazy.Config) resolve.Config {
-	return resolve.Config{Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, WorkingDir: c.WorkingDir}
+	return resolve.Config{Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, WorkingDir: c.WorkingDir, User: c.User}
 }
 
 // diskSeed makes the disk's UUIDs a function of what decides its contents:
