@@ -177,6 +177,9 @@ type Plan struct {
 	Args       []string `json:"args"`
 	Env        []string `json:"env"`
 	WorkingDir string   `json:"workingDir"`
+	// Wrapper is the entrypoint wrapper script evaluated at build time (its
+	// final exec gave Program and Args), nil without one.
+	Wrapper *Wrapper `json:"wrapper,omitempty"`
 	// Scripts are the #! scripts on the way to Program, outermost first.
 	Scripts     []string `json:"scripts,omitempty"`
 	Interpreter string   `json:"interpreter,omitempty"` // Program's PT_INTERP

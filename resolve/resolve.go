@@ -405,6 +405,22 @@ func (s *session) findProgram(plan *Plan, argv []string) error {
 		if depth == maxScriptDepth {
 			return &ProgramError{Path: p, Err: fmt.Errorf("more than %d levels of #! interpreters", maxScriptDepth)}
 		}
+		if shells[path.Base(interp)] && plan.Wrapper == nil {
+			w, err := s.evalWrapper(p, loc, argv)
+			switch {
+			case err == nil:
+				plan.Wrapper = w
+				reason = fmt.Sprintf("%s (exec'd by the entrypoint wrapper %s, evaluated at build time)", reasonProgram, p)
+				argv = w.Exec
+				if p, loc, err = s.lookPath(argv[0]); err != nil {
+					return &WrapperError{Script: w.Script, Err: fmt.Errorf("execs %s: %w", argv[0], err)}
+				}
+				continue
+			case !errors.Is(err, errNoExec):
+				return err
+			}
+			s.warnf("%s ends without exec'ing a program: it is run by its shell %s, which cannot start other programs in a unikernel", p, interp)
+		}
 		s.b.addLocated(loc, reasonScript+" (run by "+interp+")", "")
 		plan.Scripts = append(plan.Scripts, p)
 		next := []string{interp}

@@ -147,6 +147,10 @@ type buildSummary struct {
 	Skipped      []string    `json:"skipped,omitempty"`
 	Warnings     []string    `json:"warnings,omitempty"`
 	Added        []addSource `json:"added,omitempty"` // local files and directories copied in
+	// Wrapper is the entrypoint wrapper evaluated at build time, whose final
+	// exec gave Program and Args.
+	Wrapper   *resolve.Wrapper        `json:"wrapper,omitempty"`
+	Generated []resolve.GeneratedFile `json:"generated,omitempty"` // runtime-provided /etc files
 }
 
 // buildInput is what a build writes: the image, the plan of what to copy
@@ -212,8 +216,18 @@ func (o *buildOptions) prepare(g *globals, ref string, img *lazy.Image, workdir 
 		ropts = append(ropts, resolve.WithInclude(patterns...))
 	}
 	plan, err := resolve.Resolve(in.fsys, cfg, ropts...)
+	var werr *resolve.WrapperError
+	if errors.As(err, &werr) {
+		return nil, fmt.Errorf("%s: %w with --entry PROGRAM", ref, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	if w := plan.Wrapper; w != nil {
+		g.logf("evaluated the entrypoint wrapper %s: it runs %s", w.Script, strings.Join(w.Exec, " "))
+		for _, e := range w.Effects {
+			g.debugf("  wrapper: %s", e)
+		}
 	}
 	if layer != nil {
 		labelAdded(plan, layer)
@@ -292,7 +306,7 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 		Files: in.files, Entries: len(plan.Entries), PlanBytes: plan.Size(), MinFetch: minFetch, DiskBytes: info.Size,
 		FetchedBytes: st.Bytes, TOCBytes: tocs, Requests: st.Requests, Seconds: time.Since(start).Seconds(),
 		Bootable: info.Bootloader, Kernel: kernelName, Skipped: info.Skipped, Warnings: plan.Warnings,
-		Added: in.sources,
+		Added: in.sources, Wrapper: plan.Wrapper, Generated: plan.Generated,
 	}
 	if o.json {
 		enc := json.NewEncoder(g.stdout)
