@@ -6,9 +6,9 @@ BIN      ?= bin/nanofs
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 # System packages the tests use; each test skips with a message when one is absent.
-DEB_PKGS := fuse3 docker-registry debootstrap qemu-system-x86 musl-tools zstd gcc libc6-dev binutils iproute2 tar
+DEB_PKGS := fuse3 docker-registry debootstrap qemu-system-x86 musl-tools zstd gcc libc6-dev binutils iproute2 tar dnsmasq-base
 # Binaries that prove each package is installed (same order as DEB_PKGS).
-DEB_BINS := fusermount3 docker-registry debootstrap qemu-system-x86_64 musl-gcc zstd gcc gcc strings tc tar
+DEB_BINS := fusermount3 docker-registry debootstrap qemu-system-x86_64 musl-gcc zstd gcc gcc strings tc tar dnsmasq
 FUZZTIME ?= 10s
 TEST_TIMEOUT ?= 30m
 
