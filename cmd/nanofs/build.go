@@ -109,6 +109,8 @@ An added path that the image already holds is an error unless --overwrite.`,
 func (o *buildOptions) registerContent(f *pflag.FlagSet) {
 	o.images.register(f)
 	f.StringVar(&o.entry, "entry", "", "program to run instead of the image's entrypoint and command (a name looked up in the image's PATH, or a path)")
+	// ops users type -f/--file (ops pkg from-docker IMAGE -f node).
+	f.StringVarP(&o.entry, "file", "f", "", "the same as --entry, as ops names it")
 	f.StringArrayVarP(&o.env, "env", "e", nil, "environment variable NAME=VALUE over the image's Env (repeatable)")
 	f.StringArrayVar(&o.includes, "include", nil, "also copy the files matching this absolute glob in the image, e.g. a runtime's lib dir (repeatable)")
 	f.StringArrayVar(&o.dns, "dns", nil, "name server for the generated /etc/resolv.conf, which replaces the image's (repeatable)")

@@ -236,3 +236,27 @@ func TestPkgCorruptBlob(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "no temporary package left")
 }
+
+// TestPkgOpsSpellings: ops users' command lines work as typed:
+// `pkg from-docker IMAGE -f PROGRAM` (main said "unknown shorthand flag: 'f'"),
+// and -f/--file is --entry on build too.
+func TestPkgOpsSpellings(t *testing.T) {
+	reg := testimage.StartInProcessRegistry(t)
+	spec := testimage.DistrolessSpec(t)
+	ref := reg.Push(t, "pkg/ops:1.0", spec.Image(t, testimage.EStargz)).String()
+	program := spec.Config.Entrypoint[0]
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"from-docker", ref, "-f", program},
+		{ref, "--file", program},
+	} {
+		sum := runPkgCLI(t, append(args, "-o", filepath.Join(dir, "p.tar.gz"), "--cache-dir", filepath.Join(dir, "cache"))...)
+		assert.Equal(t, program, sum.Manifest.Program, "%q", args)
+	}
+	bsum := runBuildCLI(t, ref, "-f", program, "--no-bootloader", "-o", filepath.Join(dir, "d.img"), "--cache-dir", filepath.Join(dir, "cache"))
+	assert.Equal(t, program, bsum.Program)
+
+	code, _, stderr := kernelCLI(t, "pkg", "from-docker")
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, stderr, "name the IMAGE")
+}
