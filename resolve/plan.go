@@ -192,7 +192,10 @@ type Plan struct {
 	// Generated are the files a container runtime provides (/etc/hosts,
 	// /etc/hostname, /etc/resolv.conf), made for the unikernel.
 	Generated []GeneratedFile `json:"generated,omitempty"`
-	Warnings  []string        `json:"warnings,omitempty"`
+	// Runtimes are the trees the runtime rules added (a Python standard
+	// library, Node packages), with the bytes each added.
+	Runtimes []RuntimeUse `json:"runtimes,omitempty"`
+	Warnings []string     `json:"warnings,omitempty"`
 }
 
 // Lookup returns the entry at path p.

@@ -252,6 +252,11 @@ func (s *session) run(cfg Config, object string) (*Plan, error) {
 	if err := s.loadClosure(plan); err != nil {
 		return nil, err
 	}
+	if s.o.extras {
+		if err := s.addRuntimes(plan); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.includeObjects(); err != nil {
 		return nil, err
 	}

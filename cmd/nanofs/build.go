@@ -153,6 +153,7 @@ type buildSummary struct {
 	// exec gave Program and Args.
 	Wrapper   *resolve.Wrapper        `json:"wrapper,omitempty"`
 	Generated []resolve.GeneratedFile `json:"generated,omitempty"` // runtime-provided /etc files
+	Runtimes  []resolve.RuntimeUse    `json:"runtimes,omitempty"`  // what the runtime rules added
 }
 
 // buildInput is what a build writes: the image, the plan of what to copy
@@ -237,6 +238,9 @@ func (o *buildOptions) prepare(g *globals, ref string, img *lazy.Image, workdir 
 	for _, w := range plan.Warnings {
 		g.logf("warning: %s", w)
 	}
+	for _, r := range plan.Runtimes {
+		g.logf("%s runtime: added %s (%d files, %s)", r.Rule, r.Reason, r.Files, byteCount(r.Bytes))
+	}
 	for _, f := range plan.Generated {
 		if f.Replaced {
 			g.logf("generated %s, replacing the image's copy (as a container runtime does)", f.Path)
@@ -308,7 +312,7 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 		Files: in.files, Entries: len(plan.Entries), PlanBytes: plan.Size(), MinFetch: minFetch, DiskBytes: info.Size,
 		FetchedBytes: st.Bytes, TOCBytes: tocs, Requests: st.Requests, Seconds: time.Since(start).Seconds(),
 		Bootable: info.Bootloader, Kernel: kernelName, Skipped: info.Skipped, Warnings: plan.Warnings,
-		Added: in.sources, Wrapper: plan.Wrapper, Generated: plan.Generated,
+		Added: in.sources, Wrapper: plan.Wrapper, Generated: plan.Generated, Runtimes: plan.Runtimes,
 	}
 	if o.json {
 		enc := json.NewEncoder(g.stdout)

@@ -134,3 +134,27 @@ func lockDNSPort(t *testing.T) func() {
 	require.NoError(t, err)
 	return func() { f.Close() }
 }
+
+// TestRunRuntimes: language runtimes find the files no ELF header names
+// (a Python standard library and its extension modules) with no --include;
+// main needed --include /usr/lib/python3.11.
+func TestRunRuntimes(t *testing.T) {
+	skipUnlessBoot(t)
+	spec := testimage.DebianNodeSpec(t)
+	reg := testimage.StartDockerRegistry(t)
+	ref := reg.Push(t, "docker/runtimes", spec.Image(t, testimage.EStargz)).String()
+	cache := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{name: "python", args: []string{"python3", "-c", "import json, ssl, sqlite3; print('python ok', json.dumps([ssl.OPENSSL_VERSION[:7], sqlite3.sqlite_version_info[0]]))"},
+			want: `python ok ["OpenSSL", 3]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := runConsole(t, append([]string{"run", "--cache-dir", cache, "--memory", "1G", "--accel", "tcg", ref, "--"}, tc.args...)...)
+			assert.Contains(t, out, tc.want)
+		})
+	}
+}
