@@ -158,3 +158,24 @@ func TestRunRuntimes(t *testing.T) {
 		})
 	}
 }
+
+// TestRunDiskWithArguments: `nanofs run DISK -- ARGS` runs the disk's
+// program with new arguments, as the README's first lines promise, on a
+// copy: the disk itself is untouched. Main refused ("fixed when it was
+// built").
+func TestRunDiskWithArguments(t *testing.T) {
+	skipUnlessBoot(t)
+	spec := testimage.DebianNodeSpec(t)
+	reg := testimage.StartDockerRegistry(t)
+	ref := reg.Push(t, "docker/disk-args", spec.Image(t, testimage.EStargz)).String()
+	disk := filepath.Join(t.TempDir(), "node.img")
+	runConsole(t, "build", "--cache-dir", t.TempDir(), ref, "-o", disk)
+	before, err := os.ReadFile(disk)
+	require.NoError(t, err)
+
+	out := runConsole(t, "run", "--memory", "1G", "--accel", "tcg", disk, "--", "-e", `console.log("hi from " + process.argv.length + " args")`)
+	assert.Contains(t, out, "hi from 1 args")
+	after, err := os.ReadFile(disk)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(before, after), "the disk is unchanged")
+}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/nanofs/nanofs/tfs"
 	"github.com/nanofs/nanofs/vm"
 	"github.com/spf13/cobra"
 )
@@ -29,9 +31,66 @@ func runDiskTarget(_ context.Context, _ *globals, target string, args []string) 
 		return "", nil, err
 	}
 	if len(args) > 0 {
-		return "", nil, fmt.Errorf("%s is a built disk: its program arguments were fixed when it was built (rebuild it with -a ARG, or run the image)", target)
+		return diskWithArguments(target, args)
 	}
 	return target, nil, nil
+}
+
+// diskWithArguments copies disk to a temporary file whose log has one more
+// record: the root's arguments, the program's name followed by args (as
+// `docker run IMAGE ARGS` replaces the command). The disk itself is never
+// changed.
+func diskWithArguments(disk string, args []string) (string, func(), error) {
+	src, err := os.Open(disk)
+	if err != nil {
+		return "", nil, err
+	}
+	defer src.Close()
+	st, err := src.Stat()
+	if err != nil {
+		return "", nil, err
+	}
+	fsys, err := tfs.Open(src, st.Size())
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", disk, err)
+	}
+	m := fsys.Manifest()
+	var argv0 string
+	if v, ok := m["arguments"].(tfs.Vector); ok && len(v) > 0 {
+		if s, ok := v[0].(tfs.String); ok {
+			argv0 = string(s)
+		}
+	}
+	if argv0 == "" {
+		p, ok := m["program"].(tfs.String)
+		if !ok {
+			return "", nil, fmt.Errorf("%s: the disk names no program", disk)
+		}
+		argv0 = string(p)
+	}
+	dir, err := os.MkdirTemp("", "nanofs-run-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	out := filepath.Join(dir, filepath.Base(disk))
+	dst, err := os.Create(out)
+	if err == nil {
+		_, err = io.Copy(dst, src)
+	}
+	if err == nil {
+		err = tfs.UpdateRoot(dst, st.Size(), tfs.Tuple{"arguments": tfs.Strings(append([]string{argv0}, args...)...)})
+	}
+	if dst != nil {
+		if cerr := dst.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("%s with new arguments: %w", disk, err)
+	}
+	return out, cleanup, nil
 }
 
 type runOptions struct {
