@@ -179,3 +179,29 @@ func TestRunDiskWithArguments(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(before, after), "the disk is unchanged")
 }
+
+// TestRunOfficialNodeImage: Docker Hub's node:16.3.0 shape, with Node's
+// official build (not Debian's), boots with no --entry and no --include in
+// every encoding: `nanofs run IMAGE -- hi.js` prints what `docker run
+// IMAGE hi.js` prints, and npm (a #!/usr/bin/env node script inside
+// node_modules) runs too.
+func TestRunOfficialNodeImage(t *testing.T) {
+	skipUnlessBoot(t)
+	spec := testimage.OfficialNodeSpec(t)
+	reg := testimage.StartDockerRegistry(t)
+	work := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(work, "hi.js"), []byte(`console.log("hi from Nanos!", process.version);`+"\n"), 0o644))
+	t.Chdir(work)
+	for _, enc := range []testimage.Encoding{testimage.Gzip, testimage.Zstd, testimage.EStargz} {
+		t.Run(enc.String(), func(t *testing.T) {
+			ref := reg.Push(t, "docker/official-node-"+enc.String(), spec.Image(t, enc)).String()
+			cache := t.TempDir()
+			out := runConsole(t, "run", "--cache-dir", cache, "--memory", "1G", "--accel", "tcg", ref, "--", "hi.js")
+			assert.Contains(t, out, "hi from Nanos! v"+testimage.OfficialNodeVersion)
+			if enc == testimage.EStargz {
+				out = runConsole(t, "run", "--cache-dir", cache, "--memory", "1G", "--accel", "tcg", ref, "--", "npm", "--version")
+				assert.Contains(t, out, "7.15.1")
+			}
+		})
+	}
+}
