@@ -60,7 +60,7 @@ func (e *WrapperError) Unwrap() error { return e.Err }
 // Limits of a wrapper evaluation.
 const (
 	wrapperScriptLimit = 1 << 20
-	wrapperTimeout     = 10 * time.Second
+	wrapperTimeout     = 3 * time.Second
 	maxWrapperReexec   = 4 // gosu USER "$0" "$@" runs the script again
 )
 

@@ -124,7 +124,7 @@ exec "$@"
 `
 )
 
-func wrapperFS(t *testing.T) fstest.MapFS {
+func wrapperFS(t testing.TB) fstest.MapFS {
 	fx := testimage.CFixtures(t)
 	static, err := os.ReadFile(fx.HostPath(fx.Static))
 	require.NoError(t, err)
