@@ -41,6 +41,10 @@ type runtimeTree struct {
 var runtimeRules = []runtimeRule{
 	{name: "python", find: pythonTrees},
 	{name: "node", find: nodeTrees},
+	{name: "perl", find: compiledInTrees("perl", "Perl @INC directory")},
+	{name: "ruby", find: compiledInTrees("ruby", "Ruby load path")},
+	{name: "php", find: compiledInTrees("php", "PHP configuration, extension or include directory")},
+	{name: "java", find: javaTrees},
 }
 
 // addRuntimes applies the runtime rules; the shared objects they add get
@@ -353,4 +357,98 @@ func (s *session) nodeDependencies(p string) ([]string, error) {
 	names = append(names, sortedKeys(pj.Dependencies)...)
 	names = append(names, sortedKeys(pj.OptionalDependencies)...)
 	return names, nil
+}
+
+// Perl, Ruby and PHP.
+
+// compiledInTrees: Perl's @INC, Ruby's load path and PHP's php.ini
+// directory, extension directory and include path are compiled into the
+// interpreter (or its libperl, libruby, libphp) as strings: the rule takes
+// every absolute path in their read-only data that names a directory of
+// the image with the runtime's name in it.
+func compiledInTrees(name, reason string) func(s *session, plan *Plan) ([]runtimeTree, error) {
+	return func(s *session, plan *Plan) ([]runtimeTree, error) {
+		if s.program == nil {
+			return nil, nil
+		}
+		var objs []*object
+		if strings.HasPrefix(path.Base(s.program.file), name) {
+			objs = append(objs, s.program)
+		}
+		for _, o := range s.objects {
+			if o != s.program && strings.HasPrefix(o.info.Soname, "lib"+name) {
+				objs = append(objs, o)
+			}
+		}
+		if len(objs) == 0 {
+			return nil, nil
+		}
+		var trees []runtimeTree
+		seen := map[string]bool{}
+		for _, o := range objs {
+			paths, err := s.rodataPaths(o, "/")
+			if err != nil {
+				s.warnf("%s: looking for the %s directories it names: %v", o.path, name, err)
+				continue
+			}
+			for _, p := range paths {
+				if !strings.Contains(p, name) || s.inPath(p) {
+					continue
+				}
+				loc, err := s.r.root.locate(p)
+				if err != nil || !loc.Info.IsDir() || loc.File == "/" || seen[loc.File] {
+					continue
+				}
+				seen[loc.File] = true
+				s.b.addLocated(loc, reasonDir, "")
+				trees = append(trees, runtimeTree{dir: loc.File, reason: reason + " " + p + " (named by " + path.Base(o.path) + ")", skip: scriptRuntimeSkip})
+			}
+		}
+		return trees, nil
+	}
+}
+
+// scriptRuntimeSkip leaves out test suites and documentation.
+func scriptRuntimeSkip(rel string, d fs.DirEntry) bool {
+	base := path.Base(rel)
+	if d.IsDir() {
+		switch base {
+		case "t", "test", "tests", "pod", "doc", "docs", "man", "rdoc", "ri":
+			return true
+		}
+		return false
+	}
+	return strings.HasSuffix(base, ".pod") || strings.HasSuffix(base, ".md")
+}
+
+// Java.
+
+// javaTrees: when the program is a JDK's bin/java, its JAVA_HOME's runtime:
+// lib (the modules image, the libraries libjvm and the launcher load, the
+// security and time zone data) and conf, without sources and legal notices.
+func javaTrees(s *session, plan *Plan) ([]runtimeTree, error) {
+	if s.program == nil || path.Base(s.program.file) != "java" {
+		return nil, nil
+	}
+	home := path.Dir(path.Dir(s.program.file))
+	if _, err := s.r.root.locate(path.Join(home, "lib", "modules")); err != nil {
+		return nil, nil // not a modular JDK: nothing known to add
+	}
+	skip := func(rel string, d fs.DirEntry) bool {
+		base := path.Base(rel)
+		if d.IsDir() {
+			return base == "legal" || base == "man" || base == "demo" || base == "sample"
+		}
+		return base == "src.zip" || base == "ct.sym"
+	}
+	var trees []runtimeTree
+	for _, sub := range []string{"lib", "conf"} {
+		loc, err := s.r.root.locate(path.Join(home, sub))
+		if err != nil || !loc.Info.IsDir() {
+			continue
+		}
+		s.b.addLocated(loc, reasonDir, "")
+		trees = append(trees, runtimeTree{dir: loc.File, reason: "Java runtime " + path.Join(home, sub) + " (JAVA_HOME " + home + ")", skip: skip})
+	}
+	return trees, nil
 }

@@ -136,11 +136,14 @@ func lockDNSPort(t *testing.T) func() {
 }
 
 // TestRunRuntimes: language runtimes find the files no ELF header names
-// (a Python standard library and its extension modules) with no --include;
-// main needed --include /usr/lib/python3.11.
+// (a Python standard library and its extension modules, Perl's @INC, Ruby's
+// load path, PHP's extensions, a JDK's runtime) with no --include; main
+// needed --include /usr/lib/python3.11 and the like. The image is Debian
+// with Debian's runtimes and curl, no Entrypoint, CMD ["bash"]: the
+// arguments replace the CMD.
 func TestRunRuntimes(t *testing.T) {
 	skipUnlessBoot(t)
-	spec := testimage.DebianNodeSpec(t)
+	spec := testimage.DebianRuntimesSpec(t)
 	reg := testimage.StartDockerRegistry(t)
 	ref := reg.Push(t, "docker/runtimes", spec.Image(t, testimage.EStargz)).String()
 	cache := t.TempDir()
@@ -151,6 +154,14 @@ func TestRunRuntimes(t *testing.T) {
 	}{
 		{name: "python", args: []string{"python3", "-c", "import json, ssl, sqlite3; print('python ok', json.dumps([ssl.OPENSSL_VERSION[:7], sqlite3.sqlite_version_info[0]]))"},
 			want: `python ok ["OpenSSL", 3]`},
+		{name: "perl", args: []string{"perl", "-MJSON::PP", "-e", `print "perl ok ", JSON::PP->new->canonical->encode({a => [1, 2]}), "\n"`},
+			want: `perl ok {"a":[1,2]}`},
+		{name: "ruby", args: []string{"ruby", "-rjson", "-e", `puts "ruby ok " + JSON.generate({"a" => [1, 2]})`},
+			want: `ruby ok {"a":[1,2]}`},
+		{name: "php", args: []string{"php", "-r", `echo "php ok ", json_encode(["a" => [1, 2]]), PHP_EOL;`},
+			want: `php ok {"a":[1,2]}`},
+		{name: "java", args: []string{"java", "-version"}, want: "OpenJDK 64-Bit Server VM"},
+		{name: "curl", args: []string{"curl", "--version"}, want: "Protocols:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := runConsole(t, append([]string{"run", "--cache-dir", cache, "--memory", "1G", "--accel", "tcg", ref, "--"}, tc.args...)...)
