@@ -173,10 +173,14 @@ type Plan struct {
 	// Program is the executable the kernel starts (after #! scripts), as
 	// found (it may be a symbolic link); Args its argument vector, Args[0]
 	// the name it was given by.
-	Program    string   `json:"program"`
-	Args       []string `json:"args"`
-	Env        []string `json:"env"`
-	WorkingDir string   `json:"workingDir"`
+	Program string `json:"program"`
+	// ProgramFile is Program's canonical path (no symbolic link in it): what
+	// Linux's /proc/self/exe names, and so what the manifest must name for
+	// the loader's $ORIGIN to be the same as on Linux.
+	ProgramFile string   `json:"programFile,omitempty"`
+	Args        []string `json:"args"`
+	Env         []string `json:"env"`
+	WorkingDir  string   `json:"workingDir"`
 	// Wrapper is the entrypoint wrapper script evaluated at build time (its
 	// final exec gave Program and Args), nil without one.
 	Wrapper *Wrapper `json:"wrapper,omitempty"`

@@ -489,6 +489,7 @@ func (s *session) setProgram(plan *Plan, p string, loc *located, argv []string, 
 	s.b.addLocated(loc, reason, "")
 	s.register(s.program, info.Soname)
 	plan.Program = p
+	plan.ProgramFile = loc.File
 	plan.Args = argv
 	switch {
 	case info.Interp != "":
