@@ -401,6 +401,27 @@ func (s *session) findProgram(plan *Plan, argv []string) error {
 			return err
 		}
 		if isELF(head) {
+			// Docker's shell form (CMD node app.js) runs /bin/sh -c: the
+			// command line is evaluated like a wrapper script.
+			if shells[path.Base(loc.File)] && len(argv) >= 3 && argv[1] == "-c" && plan.Wrapper == nil {
+				name := argv[0]
+				if len(argv) > 3 {
+					name = argv[3]
+				}
+				w, err := s.evalScript(p+" -c", []byte(argv[2]), append([]string{name}, argv[min(len(argv), 4):]...))
+				switch {
+				case err == nil:
+					plan.Wrapper = w
+					reason = fmt.Sprintf("%s (run by the shell command line %q, evaluated at build time)", reasonProgram, argv[2])
+					argv = w.Exec
+					if p, loc, err = s.lookPath(argv[0]); err != nil {
+						return &WrapperError{Script: w.Script, Err: fmt.Errorf("runs %s: %w", argv[0], err)}
+					}
+					continue
+				case !errors.Is(err, errNoExec):
+					return err
+				}
+			}
 			break
 		}
 		interp, arg, ok := parseShebang(head)

@@ -90,11 +90,26 @@ var errExecReached = errors.New("exec reached")
 // final exec, with the session's environment changed as the script
 // exported.
 func (s *session) evalWrapper(p string, loc *located, args []string) (*Wrapper, error) {
+	_, src, err := s.r.root.readFile(loc.File, wrapperScriptLimit)
+	if err != nil {
+		return nil, err
+	}
+	// $0 is the path the kernel hands the shell: the script as found.
+	w, err := s.evalScript(p, src, append([]string{p}, args[1:]...))
+	if w != nil {
+		w.Argv = append([]string(nil), args[1:]...)
+	}
+	return w, err
+}
+
+// evalScript evaluates the shell script src, named p, run with args
+// (args[0] its $0).
+func (s *session) evalScript(p string, src []byte, args []string) (*Wrapper, error) {
 	w := &Wrapper{Script: p, Argv: append([]string(nil), args[1:]...)}
 	uid := "0"
 	argv := args
 	for round := 0; ; round++ {
-		final, err := s.evalOnce(w, p, loc, argv, uid)
+		final, err := s.evalOnce(w, p, src, argv, uid)
 		if err != nil {
 			return nil, err
 		}
@@ -106,7 +121,7 @@ func (s *session) evalWrapper(p string, loc *located, args []string) (*Wrapper, 
 			w.Effects = append(w.Effects, fmt.Sprintf("%s %s: runs as %s (the unikernel has one user)", final[0], final[1], final[1]))
 			uid = s.uidOf(final[1])
 			final = final[2:]
-			if (final[0] == p || final[0] == args[0]) && round < maxWrapperReexec {
+			if final[0] == args[0] && round < maxWrapperReexec {
 				argv = final // the script runs itself again as that user
 				continue
 			}
@@ -117,14 +132,14 @@ func (s *session) evalWrapper(p string, loc *located, args []string) (*Wrapper, 
 }
 
 // evalOnce runs the script once and returns its final exec's arguments.
-func (s *session) evalOnce(w *Wrapper, p string, loc *located, args []string, uid string) ([]string, error) {
-	_, src, err := s.r.root.readFile(loc.File, wrapperScriptLimit)
-	if err != nil {
-		return nil, err
-	}
+func (s *session) evalOnce(w *Wrapper, p string, src []byte, args []string, uid string) ([]string, error) {
 	file, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(bytes.NewReader(src), p)
 	if err != nil {
 		return nil, &WrapperError{Script: p, Err: fmt.Errorf("cannot parse it: %w", err)}
+	}
+	execLast(file)
+	if len(args) > 0 {
+		file.Name = args[0] // $0
 	}
 	ev := &wrapperEval{s: s, w: w, script: p, uid: uid}
 	env := append([]string(nil), s.env...)
@@ -166,7 +181,44 @@ func (s *session) evalOnce(w *Wrapper, p string, loc *located, args []string, ui
 		return nil, errNoExec
 	}
 	s.env = ev.env
+	if ev.dir != "" {
+		s.cwd = ev.dir // a cd before the exec
+	}
 	return ev.final, nil
+}
+
+// execLast makes the script's final command an exec when it runs a
+// program (`node server.js`, `cd /app && node server.js`): the shell would
+// exit with its status right after, as dash's -c does by exec'ing it.
+// Shell built-ins and the script's own functions are left alone.
+func execLast(file *syntax.File) {
+	funcs := map[string]bool{}
+	syntax.Walk(file, func(n syntax.Node) bool {
+		if f, ok := n.(*syntax.FuncDecl); ok {
+			funcs[f.Name.Value] = true
+		}
+		return true
+	})
+	if len(file.Stmts) == 0 {
+		return
+	}
+	st := file.Stmts[len(file.Stmts)-1]
+	for {
+		b, ok := st.Cmd.(*syntax.BinaryCmd)
+		if !ok || b.Op != syntax.AndStmt {
+			break
+		}
+		st = b.Y
+	}
+	call, ok := st.Cmd.(*syntax.CallExpr)
+	if !ok || len(call.Args) == 0 || st.Background || st.Negated {
+		return
+	}
+	if lit := call.Args[0].Lit(); lit != "" && (interp.IsBuiltin(lit) || funcs[lit]) {
+		return // exec itself among them
+	}
+	word := &syntax.Word{Parts: []syntax.WordPart{&syntax.Lit{ValuePos: call.Args[0].Pos(), ValueEnd: call.Args[0].Pos(), Value: "exec"}}}
+	call.Args = append([]*syntax.Word{word}, call.Args...)
 }
 
 // wrapperEval holds the handlers of one evaluation.
@@ -177,7 +229,8 @@ type wrapperEval struct {
 	uid    string
 	final  []string
 	env    []string
-	err    error // the first refusal, with its line
+	dir    string // the working directory at the exec
+	err    error  // the first refusal, with its line
 	stderr bytes.Buffer
 }
 
@@ -214,6 +267,7 @@ func (e *wrapperEval) call(ctx context.Context, args []string) ([]string, error)
 		}
 		e.final = rest
 		e.env = exportedEnv(e.s.env, interp.HandlerCtx(ctx).Env)
+		e.dir = interp.HandlerCtx(ctx).Dir
 		return nil, errExecReached
 	case "command":
 		if len(args) >= 3 && (args[1] == "-v" || args[1] == "-V") {

@@ -153,6 +153,7 @@ func wrapperFS(t testing.TB) fstest.MapFS {
 		"usr/local/bin/postgres-entrypoint.sh": file(daemonWrapper, 0o755),
 		"usr/local/bin/subst-entrypoint.sh":    file(substWrapper, 0o755),
 		"usr/local/bin/write-entrypoint.sh":    file(writeWrapper, 0o755),
+		"usr/local/bin/no-exec.sh":             file("#!/bin/sh\nset -e\nmyapp --mode \"$@\"\n", 0o755),
 	}
 }
 
@@ -170,6 +171,7 @@ func TestWrappers(t *testing.T) {
 		user    string
 		effects int
 		env     string // a variable the program must get
+		dir     string // the working directory the program gets
 	}{
 		{name: "node: script file goes to node", cfg: Config{Entrypoint: []string{"node-entrypoint.sh"}, Cmd: []string{"node"}, Env: env, WorkingDir: "/app"},
 			opts: []Option{WithArgs("hi.js")}, program: "/usr/local/bin/node", args: []string{"node", "hi.js"}},
@@ -189,6 +191,12 @@ func TestWrappers(t *testing.T) {
 			opts: []Option{WithArgs("--bind_ip_all")}, program: "/usr/local/bin/mongod", args: []string{"mongod", "--bind_ip_all"}, effects: 1, env: "MONGO_HOOKED=yes"},
 		{name: "httpd: fixed exec", cfg: Config{Cmd: []string{"httpd-foreground"}, Env: env},
 			program: "/usr/local/apache2/bin/httpd", args: []string{"httpd", "-DFOREGROUND"}, effects: 1},
+		{name: "shell form CMD", cfg: Config{Cmd: []string{"/bin/sh", "-c", "cd /app && NODE_ENV=production exec node hi.js"}, Env: env},
+			program: "/usr/local/bin/node", args: []string{"node", "hi.js"}, env: "NODE_ENV=production", dir: "/app"},
+		{name: "shell form without exec", cfg: Config{Cmd: []string{"/bin/sh", "-c", "echo starting; node hi.js --port $PORT"}, Env: append(env, "PORT=8080"), WorkingDir: "/app"},
+			program: "/usr/local/bin/node", args: []string{"node", "hi.js", "--port", "8080"}, dir: "/app"},
+		{name: "script ending without exec", cfg: Config{Entrypoint: []string{"no-exec.sh"}, Cmd: []string{"x"}, Env: env},
+			program: "/usr/local/bin/myapp", args: []string{"myapp", "--mode", "x"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -205,6 +213,9 @@ func TestWrappers(t *testing.T) {
 				assert.Contains(t, plan.Env, tt.env)
 			}
 			assert.Contains(t, plan.Env, "HOME=/root")
+			if tt.dir != "" {
+				assert.Equal(t, tt.dir, plan.WorkingDir)
+			}
 		})
 	}
 }
