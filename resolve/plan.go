@@ -284,6 +284,9 @@ func (p *Plan) WriteTree(w io.Writer) error {
 			}
 		}
 	}
+	if w := p.Wrapper; w != nil {
+		fmt.Fprintf(&b, "%s (entrypoint wrapper, evaluated: execs %s)\n", w.Script, strings.Join(w.Exec, " "))
+	}
 	for _, s := range p.Scripts {
 		fmt.Fprintf(&b, "%s (script)\n", s)
 	}
@@ -331,13 +334,16 @@ func (p *Plan) WriteTree(w io.Writer) error {
 		if e.Kind != KindFile && e.Kind != KindGenerated {
 			continue
 		}
-		if objectFiles[e.Path] || strings.HasPrefix(e.Reason, reasonScript) {
+		if objectFiles[e.Path] || strings.HasPrefix(e.Reason, reasonScript) || strings.HasPrefix(e.Reason, reasonRuntimePrefix) {
 			continue
 		}
 		extras = append(extras, fmt.Sprintf("%s (%s)", e.Path, e.Reason))
 	}
 	for _, line := range extras {
 		fmt.Fprintln(&b, line)
+	}
+	for _, r := range p.Runtimes {
+		fmt.Fprintf(&b, "%s/ (%s runtime: %s; %d files, %d bytes)\n", strings.Join(r.Dirs, ", "), r.Rule, r.Reason, r.Files, r.Bytes)
 	}
 	for _, m := range p.Missing {
 		fmt.Fprintf(&b, "missing: %s\n", m.Error())

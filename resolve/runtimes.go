@@ -38,6 +38,9 @@ type runtimeTree struct {
 	skip   func(rel string, d fs.DirEntry) bool // rel: the path under dir
 }
 
+// reasonRuntimePrefix starts the reason of the entries runtime rules add.
+const reasonRuntimePrefix = "runtime: "
+
 var runtimeRules = []runtimeRule{
 	{name: "python", find: pythonTrees},
 	{name: "node", find: nodeTrees},
@@ -71,7 +74,7 @@ func (s *session) addRuntimes(plan *Plan) error {
 // addRuntimeTree adds the files under t.dir (canonical) that t.skip lets
 // through, counting what is new to the plan.
 func (s *session) addRuntimeTree(t runtimeTree, use *RuntimeUse) error {
-	reason := "runtime: " + t.reason
+	reason := reasonRuntimePrefix + t.reason
 	return fs.WalkDir(s.r.root.fsys, fsName(t.dir), func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

@@ -2,6 +2,7 @@ package resolve
 
 import (
 	"os"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -122,4 +123,21 @@ func TestNodePackageOf(t *testing.T) {
 		assert.Equal(t, want[0] != "", ok, file)
 		assert.Equal(t, want, [2]string{modules, pkg}, file)
 	}
+}
+
+// TestRuntimeTree: the tree output sums each runtime rule up in one line
+// instead of listing its files, and shows the wrapper.
+func TestRuntimeTree(t *testing.T) {
+	plan, err := Resolve(runtimesFS(t), Config{Cmd: []string{"python3", "-c", "1"}})
+	require.NoError(t, err)
+	var b strings.Builder
+	require.NoError(t, plan.WriteTree(&b))
+	assert.Contains(t, b.String(), "/usr/lib/python3.11/ (python runtime: Python 3.11 standard library and lib-dynload; ")
+	assert.NotContains(t, b.String(), "/usr/lib/python3.11/os.py")
+
+	plan, err = Resolve(wrapperFS(t), Config{Entrypoint: []string{"node-entrypoint.sh"}, Cmd: []string{"node"}})
+	require.NoError(t, err)
+	b.Reset()
+	require.NoError(t, plan.WriteTree(&b))
+	assert.Contains(t, b.String(), "/usr/local/bin/node-entrypoint.sh (entrypoint wrapper, evaluated: execs node)\n")
 }
