@@ -28,7 +28,7 @@ import (
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/tfs"
-	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/disk"
 )
 
 // runWorkload runs every contender on one workload: the baseline cold and
@@ -410,7 +410,7 @@ func (h *harness) stages(w Workload, enc, state, cache string) {
 		t2 := time.Now()
 		out := filepath.Join(h.work, "stages.img")
 		defer os.Remove(out)
-		if _, err := vm.WriteDisk(ctx, out, img, plan, vm.WithoutBootloader(), vm.WithParallel(8)); err != nil {
+		if _, err := disk.WriteDisk(ctx, out, img, plan, disk.WithoutBootloader(), disk.WithParallel(8)); err != nil {
 			return err
 		}
 		t3 := time.Now()

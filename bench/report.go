@@ -322,7 +322,7 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 
 	if len(r.Stages) > 0 {
 		p("## Where a build's time goes\n\n")
-		p("The same library calls as `nanofs build` (lazy.Open, resolve.Resolve, vm.WriteDisk), made in the benchmark's process over the same cache right after the CLI's warm run, timed stage by stage. A bare `nanofs --version` takes %s.\n\n", fmtSec(r.StartSeconds))
+		p("The same library calls as `nanofs build` (lazy.Open, resolve.Resolve, disk.WriteDisk), made in the benchmark's process over the same cache right after the CLI's warm run, timed stage by stage. A bare `nanofs --version` takes %s.\n\n", fmtSec(r.StartSeconds))
 		p("| image | encoding | cache | open | of which waiting on the registry | resolve | write disk | requests | blob bytes |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n")
 		for _, s := range r.Stages {
 			if s.Error != "" {

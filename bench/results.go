@@ -129,7 +129,7 @@ type Stage struct {
 	OpenWait     float64 `json:"open_wait_seconds"`
 	OpenRequests int     `json:"open_requests"`
 	Resolve      float64 `json:"resolve_seconds"`
-	Write        float64 `json:"write_seconds"` // vm.WriteDisk: reading the plan's files, writing the disk
+	Write        float64 `json:"write_seconds"` // disk.WriteDisk: reading the plan's files, writing the disk
 	Requests     int64   `json:"requests"`      // blob requests of the lazy image
 	Bytes        int64   `json:"bytes"`
 	Error        string  `json:"error,omitempty"`

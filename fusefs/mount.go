@@ -1,18 +1,7 @@
-// Package fusefs mounts any read-only io/fs.FS with FUSE.
-//
-// The filesystem must also implement fs.ReadLinkFS (ReadLink and Lstat, Go
-// 1.25+), and its opened regular files should implement io.ReaderAt: reads
-// are served with ReadAt straight into the kernel's buffer, so reading a few
-// bytes of a huge file costs a few bytes. Directories are read only when
-// something looks into them, so the root of an image of any size is listable
-// as soon as Mount returns.
-//
-// What io/fs cannot say (inode numbers, hard links, owners) comes from
-// FileInfo.Sys(): *syscall.Stat_t, *tar.Header, or any value with the
-// methods of Sys.
 package fusefs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -79,6 +68,33 @@ func (s *Server) Dir() string { return s.dir }
 // Wait blocks until the filesystem is unmounted, by Unmount, by the
 // package-level Unmount, or by umount(8)/fusermount3 -u.
 func (s *Server) Wait() { s.srv.Wait() }
+
+// ServeUntil serves until the mount is unmounted from outside or ctx is
+// done; then it unmounts. If someone is still inside, the mount is
+// detached instead: everyone else sees the empty directory at once, and
+// the server keeps answering those still inside until they leave (then
+// ServeUntil returns, detached). onDetach runs just before detaching (a
+// CLI lets a second interrupt end the process there).
+func (s *Server) ServeUntil(ctx context.Context, onDetach func()) (detached bool, err error) {
+	done := make(chan struct{})
+	go func() { s.Wait(); close(done) }()
+	select {
+	case <-done:
+		return false, nil
+	case <-ctx.Done():
+	}
+	if err := s.Unmount(); err != nil {
+		if onDetach != nil {
+			onDetach()
+		}
+		if err := Unmount(s.dir); err != nil {
+			return false, err
+		}
+		detached = true
+	}
+	<-done
+	return detached, nil
+}
 
 // Unmount unmounts the filesystem and waits for the server to stop. It
 // fails (EBUSY) while a process still uses the mount; the package-level

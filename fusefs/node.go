@@ -5,11 +5,11 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"sync"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/nanofs/nanofs/internal/fspath"
 )
 
 // mountFS is the state every node of one mount shares.
@@ -143,7 +143,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			f.Close()
 			return nil, 0, syscall.EIO
 		}
-		ra = &seekReaderAt{rs: rs}
+		ra = &fspath.SeekReaderAt{RS: rs}
 	}
 	return &handle{f: f, ra: ra}, fuse.FOPEN_KEEP_CACHE, 0
 }
@@ -221,26 +221,6 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 
 func (h *handle) Release(ctx context.Context) syscall.Errno {
 	return toErrno(h.f.Close())
-}
-
-// seekReaderAt serves ReadAt from a file that can only seek, one read at a
-// time.
-type seekReaderAt struct {
-	mu sync.Mutex
-	rs io.ReadSeeker
-}
-
-func (s *seekReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.rs.Seek(off, io.SeekStart); err != nil {
-		return 0, err
-	}
-	n, err := io.ReadFull(s.rs, p)
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		err = io.EOF
-	}
-	return n, err
 }
 
 // toErrno maps an io/fs error to the errno the caller of the system call

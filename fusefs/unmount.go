@@ -76,14 +76,9 @@ func mountPath(dir string) (string, error) {
 // mountedType is the filesystem type of the topmost mount on dir, or "" if
 // nothing is mounted there.
 func (h host) mountedType(dir string) (string, error) {
-	f, err := os.Open(h.mountinfo)
+	mounts, err := h.mounts()
 	if err != nil {
-		return "", fmt.Errorf("reading the mount table: %w", err)
-	}
-	defer f.Close()
-	mounts, err := parseMountinfo(f)
-	if err != nil {
-		return "", fmt.Errorf("reading the mount table %s: %w", h.mountinfo, err)
+		return "", err
 	}
 	fstype := ""
 	for _, m := range mounts {
@@ -92,6 +87,20 @@ func (h host) mountedType(dir string) (string, error) {
 		}
 	}
 	return fstype, nil
+}
+
+// mounts reads the mount table.
+func (h host) mounts() ([]mountEntry, error) {
+	f, err := os.Open(h.mountinfo)
+	if err != nil {
+		return nil, fmt.Errorf("reading the mount table: %w", err)
+	}
+	defer f.Close()
+	mounts, err := parseMountinfo(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading the mount table %s: %w", h.mountinfo, err)
+	}
+	return mounts, nil
 }
 
 // mountEntry is one line of /proc/self/mountinfo, the fields fusefs needs.

@@ -62,28 +62,19 @@ type resolved struct {
 // resolve decides what kind of source ref is and resolves it to one
 // image's manifest and config.
 func resolve(ctx context.Context, ref string, o *options, store *cas.Store, cfgStats *counter) (*resolved, error) {
-	switch {
-	case strings.HasPrefix(ref, PrefixOCILayout):
-		return openLayout(strings.TrimPrefix(ref, PrefixOCILayout), o)
-	case strings.HasPrefix(ref, PrefixDockerArchive):
-		return openTarball(strings.TrimPrefix(ref, PrefixDockerArchive), o)
+	src, err := Classify(ref)
+	if err != nil {
+		return nil, err
 	}
-	fi, err := os.Stat(ref)
-	switch {
-	case err == nil && fi.IsDir() && isLayout(ref):
-		return openLayout(ref, o)
-	case err == nil && fi.Mode().IsRegular():
-		return openTarball(ref, o)
-	case err == nil && fi.IsDir():
+	switch src.Kind {
+	case KindOCILayout:
+		return openLayout(src.Path, o)
+	case KindDockerArchive, KindDisk:
+		// A file that does not start like a tar archive gets the tarball
+		// reader's own error, which says what is wrong with it.
+		return openTarball(src.Path, o)
+	case KindDirectory:
 		return nil, fmt.Errorf("%s is a directory but not an OCI image layout (it has no index.json)", ref)
-	case err != nil && looksLikePath(ref):
-		// Not a registry reference either: say what is missing rather
-		// than which registry could not be reached.
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, fmt.Errorf("%q is not a local OCI layout directory or docker-save tarball, nor an image reference: %w", ref, err)
 	}
 	return openRegistry(ctx, ref, o, store, cfgStats)
 }
@@ -92,11 +83,6 @@ func resolve(ctx context.Context, ref string, o *options, store *cas.Store, cfgS
 // start with "/" or ".".
 func looksLikePath(ref string) bool {
 	return strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, ".")
-}
-
-func isLayout(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, "index.json"))
-	return err == nil
 }
 
 func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Store, cfgStats *counter) (*resolved, error) {
@@ -245,7 +231,7 @@ func choosePlatform(im *v1.IndexManifest, o *options, what string) (v1.Descripto
 	if len(have) == 0 {
 		return v1.Descriptor{}, fmt.Errorf("%s: %w %s: the index lists no platforms", what, ErrPlatform, want)
 	}
-	return v1.Descriptor{}, fmt.Errorf("%s: %w %s; it has %s (choose one with --platform)", what, ErrPlatform, want, strings.Join(have, ", "))
+	return v1.Descriptor{}, fmt.Errorf("%s: %w %s; it has %s", what, ErrPlatform, want, strings.Join(have, ", "))
 }
 
 // maxConfigSize bounds the image config a registry can make us read.

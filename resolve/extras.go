@@ -341,6 +341,68 @@ func (s *session) includeFiles() error {
 	return nil
 }
 
+// includeAdded adds the entries WithAdded names.
+func (s *session) includeAdded() error {
+	under := ""
+	for _, a := range s.o.added {
+		if under != "" && strings.HasPrefix(a.Path, under+"/") {
+			continue // in a directory added whole
+		}
+		if a.Dir && a.Merged {
+			continue // its added entries follow one by one
+		}
+		if a.Dir {
+			under = a.Path
+		}
+		loc, err := s.r.root.locate(a.Path)
+		if err != nil {
+			if absent(err) {
+				s.warnf("left out the added link %s: it leads to nothing in the image", a.Path)
+				continue
+			}
+			return fmt.Errorf("added %s: %w", a.Path, err)
+		}
+		reason := addedReason(a)
+		if !s.b.addLocated(loc, reason, "") {
+			s.warnf("added %s is a %v, left out", a.Path, loc.Info.Mode().Type())
+			continue
+		}
+		if loc.Info.IsDir() {
+			if err := s.includeTree(loc.File, reason); err != nil {
+				return err
+			}
+			continue
+		}
+		s.included = append(s.included, loc)
+	}
+	return nil
+}
+
+func addedReason(a Added) string {
+	if a.Src == "" {
+		return "added"
+	}
+	return "added from " + a.Src
+}
+
+// labelAdded gives every added entry its own reason, whatever else needs it.
+func labelAdded(entries []Entry, added []Added) {
+	if len(added) == 0 {
+		return
+	}
+	src := map[string]Added{}
+	for _, a := range added {
+		if a.Src != "" {
+			src[a.Path] = a
+		}
+	}
+	for i := range entries {
+		if a, ok := src[entries[i].Path]; ok {
+			entries[i].Reason = addedReason(a)
+		}
+	}
+}
+
 // includeTree adds the tree under the canonical directory dir. Links in it
 // are added with what they point to, so that they work in the unikernel.
 func (s *session) includeTree(dir, reason string) error {

@@ -20,6 +20,7 @@ type options struct {
 	nameservers  []string
 	allowMissing bool
 	hostname     string
+	added        []Added
 }
 
 // DefaultNameservers is what a generated /etc/resolv.conf names: the DNS
@@ -62,6 +63,26 @@ func WithEnv(vars ...string) Option {
 // them get their libraries resolved too.
 func WithInclude(patterns ...string) Option {
 	return func(o *options) { o.includes = append(o.includes, patterns...) }
+}
+
+// Added is an entry laid over the image from elsewhere (a local file a
+// build adds): the file system Resolve reads has it already; the option
+// says which paths those are and where they came from.
+type Added struct {
+	Path   string // absolute, canonical in the file system
+	Src    string // where it came from (a host path), for the entry's reason
+	Dir    bool   // a directory
+	Merged bool   // a directory merged into the image's: only the added entries under it are added
+}
+
+// WithAdded makes the plan hold every added entry (sorted by path, as
+// parents before children): a directory the image did not have whole, one
+// merged into an image directory through its added entries, a link with
+// what it leads to. Their reason is "added from SRC"; shared objects among
+// them get their libraries resolved, as with WithInclude. An added link
+// that leads to nothing is left out with a warning.
+func WithAdded(entries ...Added) Option {
+	return func(o *options) { o.added = append(o.added, entries...) }
 }
 
 // WithoutExtras leaves out the runtime extras (NSS modules, /etc files, CA

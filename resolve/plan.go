@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/nanofs/nanofs/internal/fspath"
 )
 
 var (
@@ -113,19 +115,11 @@ func (e Entry) MarshalJSON() ([]byte, error) {
 	return json.Marshal(j)
 }
 
-func formatMode(m fs.FileMode) string {
-	v := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		v |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		v |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		v |= 0o1000
-	}
-	return fmt.Sprintf("%04o", v)
-}
+func formatMode(m fs.FileMode) string { return fmt.Sprintf("%04o", UnixMode(m)) }
+
+// UnixMode gives the permission bits of m with setuid, setgid and sticky
+// in their Unix places (fspath.UnixMode).
+func UnixMode(m fs.FileMode) uint32 { return fspath.UnixMode(m) }
 
 // Role is why an ELF object is loaded.
 type Role string

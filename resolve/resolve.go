@@ -249,6 +249,9 @@ func (s *session) run(cfg Config, object string) (*Plan, error) {
 	if err := s.includeFiles(); err != nil {
 		return nil, err
 	}
+	if err := s.includeAdded(); err != nil {
+		return nil, err
+	}
 	if err := s.loadClosure(plan); err != nil {
 		return nil, err
 	}
@@ -289,6 +292,7 @@ func (s *session) run(cfg Config, object string) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	labelAdded(entries, s.o.added)
 	plan.Entries = entries
 	return plan, nil
 }

@@ -10,11 +10,13 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/nanofs/nanofs/internal/fspath"
 )
 
 // maxSymlinks is the kernel's limit on symbolic links followed in one
 // path lookup (MAXSYMLINKS), past which it fails with ELOOP.
-const maxSymlinks = 40
+const maxSymlinks = fspath.MaxSymlinks
 
 // ErrSymlinkLoop is returned for a path that needs more than 40 symbolic
 // links to resolve, as the kernel does (ELOOP).
@@ -119,69 +121,24 @@ type located struct {
 // physically: after the links before it are followed, as the kernel does.
 func (r *rootFS) locate(p string) (*located, error) {
 	loc := &located{Path: p}
-	pending := splitPath(p)
-	cur := "/"
-	links := 0
-	for len(pending) > 0 {
-		el := pending[0]
-		pending = pending[1:]
-		switch el {
-		case "", ".":
-			continue
-		case "..":
-			cur = path.Dir(cur) // stays at "/" at the root
-			continue
-		}
-		next := path.Join(cur, el)
-		info, err := r.lstat(next)
-		if err != nil {
-			return loc, &fs.PathError{Op: "resolve", Path: p, Err: err}
-		}
-		switch {
-		case info.Mode()&fs.ModeSymlink != 0:
-			links++
-			if links > maxSymlinks {
-				return loc, &fs.PathError{Op: "resolve", Path: p, Err: ErrSymlinkLoop}
-			}
-			target, err := r.readlink(next)
-			if err != nil {
-				return loc, err
-			}
-			if target == "" {
-				return loc, &fs.PathError{Op: "resolve", Path: p, Err: fs.ErrNotExist} // as the kernel: ENOENT
-			}
-			loc.Links = append(loc.Links, linkStep{Path: next, Target: target})
-			if strings.HasPrefix(target, "/") {
-				cur = "/" // re-rooted: "/" is the image root
-			}
-			pending = append(splitPath(target), pending...)
-		case info.IsDir():
-			cur = next
-			loc.Dirs = append(loc.Dirs, next)
-		default:
-			if len(pending) > 0 {
-				// "file/x", even "file/" or "file/.": a lookup through a
-				// file (ENOTDIR).
-				return loc, &fs.PathError{Op: "resolve", Path: p, Err: errNotDir}
-			}
-			cur = next
-		}
+	fail := func(err error) (*located, error) { return loc, &fs.PathError{Op: "resolve", Path: p, Err: err} }
+	w := fspath.PathWalker("/", func(dir, name string) string { return path.Join(dir, name) }, r.lstat, r.readlink)
+	w.NotDir, w.Loop, w.EmptyLink = errNotDir, ErrSymlinkLoop, fs.ErrNotExist // EmptyLink: ENOENT, as the kernel
+	w.OnLink = func(e fspath.Entry, target string) {
+		loc.Links = append(loc.Links, linkStep{Path: e.Path, Target: target})
 	}
-	loc.File = cur
-	if cur == "/" {
-		info, err := r.lstat("/")
-		if err != nil {
-			return loc, &fs.PathError{Op: "resolve", Path: p, Err: err}
-		}
-		loc.Info = info
-		return loc, nil
-	}
-	info, err := r.lstat(cur)
+	w.OnDir = func(e fspath.Entry) { loc.Dirs = append(loc.Dirs, e.Path) }
+	end, err := w.Resolve(p, true)
 	if err != nil {
-		return loc, &fs.PathError{Op: "resolve", Path: p, Err: err}
+		return fail(err)
 	}
-	loc.Info = info
-	if len(loc.Dirs) > 0 && loc.Dirs[len(loc.Dirs)-1] == cur {
+	loc.File, loc.Info = end.Path, end.Info
+	if loc.Info == nil { // the root
+		if loc.Info, err = r.lstat("/"); err != nil {
+			return fail(err)
+		}
+	}
+	if len(loc.Dirs) > 0 && loc.Dirs[len(loc.Dirs)-1] == end.Path {
 		loc.Dirs = loc.Dirs[:len(loc.Dirs)-1] // the target itself is reported as File
 	}
 	return loc, nil
@@ -216,7 +173,7 @@ func (r *rootFS) open(p string, size int64) (*readerAt, error) {
 	case io.ReaderAt:
 		return &readerAt{ReaderAt: v, size: size, close: f.Close}, nil
 	case io.ReadSeeker:
-		return &readerAt{ReaderAt: &seekReaderAt{rs: v}, size: size, close: f.Close}, nil
+		return &readerAt{ReaderAt: &fspath.SeekReaderAt{RS: v}, size: size, close: f.Close}, nil
 	}
 	data, err := io.ReadAll(f)
 	f.Close()
@@ -224,22 +181,6 @@ func (r *rootFS) open(p string, size int64) (*readerAt, error) {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
 	return &readerAt{ReaderAt: bytes.NewReader(data), size: int64(len(data)), close: func() error { return nil }}, nil
-}
-
-// seekReaderAt reads at an offset by seeking a file that only offers
-// io.ReadSeeker.
-type seekReaderAt struct {
-	mu sync.Mutex
-	rs io.ReadSeeker
-}
-
-func (s *seekReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.rs.Seek(off, io.SeekStart); err != nil {
-		return 0, err
-	}
-	return io.ReadFull(s.rs, p)
 }
 
 // readHead reads up to n bytes from the start of the canonical file p.

@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+
+	"github.com/nanofs/nanofs/internal/fspath"
 )
 
 // Limits the Nanos kernel enforces on lookups (spec §1).
 const (
 	maxNameLen    = 255
 	maxPathLen    = 4095 // PATH_MAX including the NUL
-	maxLinkHops   = 40
 	maxTargetLen  = maxPathLen
 	rootPathMatch = "."
 )
@@ -91,58 +92,27 @@ type pathOps[N any] struct {
 	target func(N) (string, bool) // symlink target, if N is a symlink
 }
 
-// resolve looks p up from the root the way the kernel does: absolute and
-// relative paths both start at the root, symlinks are followed in every
-// element (and in the last one when follow is set), ".." pops to the
-// parent, at most maxLinkHops links are followed.
+// resolve looks p up from the root the way the kernel does (fspath):
+// absolute and relative paths both start at the root, symlinks are
+// followed in every element (and in the last one when follow is set), ".."
+// pops to the parent, at most fspath.MaxSymlinks links are followed.
 func resolve[N any](ops pathOps[N], p string, follow bool) (N, error) {
-	var zero N
-	stack := []N{ops.root}
-	comps := strings.Split(p, "/")
-	hops := 0
-	for len(comps) > 0 {
-		c := comps[0]
-		comps = comps[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			if len(stack) > 1 {
-				stack = stack[:len(stack)-1]
+	w := fspath.Walker[N]{
+		Root:  ops.root,
+		IsDir: ops.isDir,
+		Child: func(dir N, name string) (N, error) {
+			n, ok := ops.child(dir, name)
+			if !ok {
+				return n, fs.ErrNotExist
 			}
-			continue
-		}
-		cur := stack[len(stack)-1]
-		if !ops.isDir(cur) {
-			return zero, fmt.Errorf("%w: not a directory", fs.ErrNotExist)
-		}
-		n, ok := ops.child(cur, c)
-		if !ok {
-			return zero, fs.ErrNotExist
-		}
-		if t, isLink := ops.target(n); isLink && (follow || hasMore(comps)) {
-			hops++
-			if hops > maxLinkHops {
-				return zero, errTooManyLinks
-			}
-			if strings.HasPrefix(t, "/") {
-				stack = stack[:1]
-			}
-			comps = append(strings.Split(t, "/"), comps...)
-			continue
-		}
-		stack = append(stack, n)
+			return n, nil
+		},
+		Link: func(n N) (string, bool, error) {
+			t, ok := ops.target(n)
+			return t, ok, nil
+		},
+		NotDir: fmt.Errorf("%w: not a directory", fs.ErrNotExist),
+		Loop:   errTooManyLinks,
 	}
-	return stack[len(stack)-1], nil
-}
-
-// hasMore reports whether comps still names something (a trailing "" or "."
-// does not).
-func hasMore(comps []string) bool {
-	for _, c := range comps {
-		if c != "" && c != "." {
-			return true
-		}
-	}
-	return false
+	return w.Resolve(p, follow)
 }

@@ -1,20 +1,21 @@
-// Package vm turns a root filesystem into a bootable Nanos unikernel and
-// boots it.
+// Package vm is the image-to-unikernel side of nanofs. Its subpackages
+// each own one job:
 //
-// It has three jobs, each usable alone:
+//   - vm/build: the whole job as one call (Build, Run, Resolve, Open):
+//     open a source, lay local files over it, resolve, write a disk or a
+//     package, boot.
+//   - vm/content: the local files a build adds (vm/content/hostfs lays
+//     them over the image).
+//   - vm/opsconfig: ops's config.json.
+//   - vm/kernel: finding the Nanos kernel.img and boot.img (FindKernel),
+//     fetching a release (Fetch), reading a boot image.
+//   - vm/disk: writing a Nanos disk image (CreateDisk, WriteDisk from a
+//     plan), its MBR and layout (DetectLayout).
+//   - vm/launch: booting a disk under QEMU or Firecracker (Run).
+//   - vm/opspkg: ops packages (package.manifest + sysroot) from a plan.
 //
-//   - Kernel acquisition: [FindKernel] locates the Nanos kernel (kernel.img)
-//     and BIOS bootloader (boot.img) from explicit paths, the NANOFS_KERNEL
-//     and NANOFS_BOOT environment variables, the nanofs cache or an ops
-//     install; [Fetch] downloads an official release into the cache.
-//   - Disk assembly: [CreateDisk] writes a whole disk image exactly as Nanos's
-//     mkfs lays it out (boot record and stage2, kernel log area, 12 MiB boot
-//     filesystem holding /kernel, root filesystem, MBR), or, with
-//     [WithoutBootloader], a disk for direct kernel boot that carries only the
-//     root filesystem behind a minimal partition table. The root filesystem is
-//     streamed by the caller into a [tfs.Writer].
-//   - Launching: [Run] boots a disk under QEMU (KVM when usable, else TCG) or
-//     Firecracker and returns the guest's exit code.
+// This package holds what they share: [OptionError], the error of a bad
+// option, named so that a CLI can say which flag to use, and [ByteCount].
 //
 // The on-disk facts come from the project's Nanos image format
 // specification (sections 2, 7, 8 and 10).

@@ -46,20 +46,8 @@ func kernelFlags() []string {
 	return []string{"--no-bootloader"}
 }
 
-// openDisk opens a built disk's root filesystem after tfs.Verify has
-// checked every rule of the format.
-func openDisk(t *testing.T, disk string) *tfs.FS {
-	t.Helper()
-	f, err := os.Open(disk)
-	require.NoError(t, err)
-	t.Cleanup(func() { f.Close() })
-	st, err := f.Stat()
-	require.NoError(t, err)
-	require.NoError(t, tfs.Verify(f, st.Size()), "tfs.Verify %s", disk)
-	fsys, err := tfs.Open(f, st.Size())
-	require.NoError(t, err)
-	return fsys
-}
+// openDisk opens a built disk's root filesystem (testimage.OpenDisk).
+var openDisk = testimage.OpenDisk
 
 // TestBuildFixtures builds the fixture programs out of the fixtures image in
 // every encoding and checks each disk against independent oracles: every

@@ -45,7 +45,7 @@ reference, an OCI image layout directory or a docker-save tarball. With
 				return fmt.Errorf("%s: not a regular file (%v)", args[1], info.Mode().Type())
 			}
 			_, err = io.CopyBuffer(g.stdout, f, make([]byte, 1<<20))
-			reportFetched(g, li)
+			reportFetched(g, li.Stats())
 			return err
 		},
 	}

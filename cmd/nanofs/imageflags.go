@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nanofs/nanofs/lazy"
+	"github.com/nanofs/nanofs/vm"
 )
 
 // imageFlags are the flags of every verb that reads an image (ls, cat;
@@ -25,37 +26,52 @@ func (f *imageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "content cache directory (default $XDG_CACHE_HOME/nanofs, i.e. ~/.cache/nanofs)")
 }
 
-// open opens IMAGE: a registry reference, an OCI layout directory or a
-// docker-save tarball. The caller closes the image.
-func (f *imageFlags) open(ctx context.Context, g *globals, ref string) (*lazy.Image, error) {
-	var opts []lazy.Option
-	if f.platform != "" {
-		p, err := v1.ParsePlatform(f.platform)
-		if err == nil && (p.OS == "" || p.Architecture == "") {
-			err = errors.New("want os/arch[/variant], e.g. linux/arm64")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("--platform %q: %w", f.platform, err)
-		}
-		opts = append(opts, lazy.WithPlatform(*p))
+// check reports a bad --platform before anything is opened.
+func (f *imageFlags) check() error {
+	_, err := f.platformOption()
+	return err
+}
+
+func (f *imageFlags) platformOption() ([]lazy.Option, error) {
+	if f.platform == "" {
+		return nil, nil
 	}
+	p, err := v1.ParsePlatform(f.platform)
+	if err == nil && (p.OS == "" || p.Architecture == "") {
+		err = errors.New("want os/arch[/variant], e.g. linux/arm64")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--platform %q: %w", f.platform, err)
+	}
+	return []lazy.Option{lazy.WithPlatform(*p)}, nil
+}
+
+// lazyOptions are the flags as options of lazy.Open (check first).
+func (f *imageFlags) lazyOptions() []lazy.Option {
+	opts, _ := f.platformOption()
 	if f.insecure {
 		opts = append(opts, lazy.WithInsecure())
 	}
 	if f.cacheDir != "" {
 		opts = append(opts, lazy.WithCacheDir(f.cacheDir))
 	}
-	opts = append(opts, lazy.WithUserAgent(version))
-	if g.showProgress() {
-		// One status line on the terminal, rewritten in place, cleared when done.
-		opts = append(opts, lazy.WithProgress(func(s lazy.Stats) {
-			fmt.Fprintf(g.stderr, "\r\033[Kopening %s: %s fetched", ref, byteCount(s.Bytes))
-		}))
-		defer fmt.Fprint(g.stderr, "\r\033[K")
+	return append(opts, lazy.WithUserAgent(version))
+}
+
+// open opens IMAGE: a registry reference, an OCI layout directory or a
+// docker-save tarball. The caller closes the image.
+func (f *imageFlags) open(ctx context.Context, g *globals, ref string) (*lazy.Image, error) {
+	if err := f.check(); err != nil {
+		return nil, err
 	}
+	opts := f.lazyOptions()
+	pr := newProgress(g)
+	bar := pr.bytes("opening "+ref, 0)
+	opts = append(opts, lazy.WithProgress(func(s lazy.Stats) { bar.set(s.Bytes) }))
+	defer pr.done()
 	img, err := lazy.Open(ctx, ref, opts...)
 	if err != nil {
-		return nil, err
+		return nil, flagError(err)
 	}
 	g.debugf("opened %s", img.Name())
 	return img, nil
@@ -63,8 +79,7 @@ func (f *imageFlags) open(ctx context.Context, g *globals, ref string) (*lazy.Im
 
 // reportFetched prints (with --verbose) what reading the image cost, per
 // layer and in total.
-func reportFetched(g *globals, img *lazy.Image) {
-	st := img.Stats()
+func reportFetched(g *globals, st lazy.Stats) {
 	for i, l := range st.Layers {
 		kind := "downloaded whole, then cached"
 		if l.Lazy {
@@ -76,15 +91,4 @@ func reportFetched(g *globals, img *lazy.Image) {
 }
 
 // byteCount renders n in binary units.
-func byteCount(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func byteCount(n int64) string { return vm.ByteCount(n) }

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"strings"
 
 	"github.com/nanofs/nanofs/tfs"
 	"github.com/spf13/cobra"
@@ -114,20 +113,8 @@ func runInspect(g *globals, args []string, o inspectOptions) error {
 	return inspectList(g, fsys, p)
 }
 
-// inspectPath turns a user path (/etc/passwd, etc/passwd, /) into io/fs form.
-func inspectPath(p string) (string, error) {
-	q := strings.Trim(p, "/")
-	if q == "" {
-		return ".", nil
-	}
-	if !fs.ValidPath(q) {
-		return "", fmt.Errorf("invalid path %q", p)
-	}
-	return q, nil
-}
-
 func inspectCat(g *globals, fsys *tfs.FS, p string) error {
-	name, err := inspectPath(p)
+	name, err := imagePath(p)
 	if err != nil {
 		return err
 	}
@@ -144,25 +131,13 @@ func inspectCat(g *globals, fsys *tfs.FS, p string) error {
 }
 
 func inspectList(g *globals, fsys *tfs.FS, p string) error {
-	start, err := inspectPath(p)
+	start, err := imagePath(p)
 	if err != nil {
 		return err
 	}
-	top, err := fsys.Lstat(start)
-	if err != nil {
-		return err
-	}
-	if !top.IsDir() { // a file, or a symlink shown as itself like ls -l does
-		return inspectLine(g, fsys, start, top)
-	}
-	return fs.WalkDir(fsys, start, func(name string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
+	// A file, or a symlink shown as itself like ls -l does; a directory
+	// with everything below it.
+	return listTree(fsys, start, false, true, func(name, _ string, info fs.FileInfo) error {
 		return inspectLine(g, fsys, name, info)
 	})
 }

@@ -5,7 +5,7 @@ import (
 	"io"
 	"path/filepath"
 
-	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/kernel"
 	"github.com/spf13/cobra"
 )
 
@@ -43,32 +43,27 @@ On success it prints NANOFS_KERNEL=... and NANOFS_BOOT=... lines.`,
   nanofs kernel fetch --version 0.1.52`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := []vm.KernelOption{vm.WithVersion(version)}
+			opts := []kernel.KernelOption{kernel.WithVersion(version)}
 			if version == "" {
 				opts = nil
 			}
 			if arch != "" {
-				opts = append(opts, vm.WithArch(arch))
+				opts = append(opts, kernel.WithArch(arch))
 			}
 			if sha != "" {
-				opts = append(opts, vm.WithSHA256(sha))
+				opts = append(opts, kernel.WithSHA256(sha))
 			}
 			if force {
-				opts = append(opts, vm.WithForce())
+				opts = append(opts, kernel.WithForce())
 			}
-			if g.showProgress() {
-				opts = append(opts, vm.WithProgress(func(done, total int64) {
-					if total > 0 {
-						fmt.Fprintf(g.stderr, "\rdownloading Nanos: %.1f / %.1f MiB", kernelMiB(done), kernelMiB(total))
-					} else {
-						fmt.Fprintf(g.stderr, "\rdownloading Nanos: %.1f MiB", kernelMiB(done))
-					}
-				}))
-			}
-			k, err := vm.Fetch(cmd.Context(), opts...)
-			if g.showProgress() {
-				fmt.Fprint(g.stderr, "\r\033[K")
-			}
+			pr := newProgress(g)
+			bar := pr.bytes("Nanos kernel", 0)
+			opts = append(opts, kernel.WithProgress(func(done, total int64) {
+				bar.setTotal(total)
+				bar.set(done)
+			}))
+			k, err := kernel.Fetch(cmd.Context(), opts...)
+			pr.done()
 			if err != nil {
 				return fmt.Errorf("kernel fetch: %w", err)
 			}
@@ -86,7 +81,7 @@ On success it prints NANOFS_KERNEL=... and NANOFS_BOOT=... lines.`,
 }
 
 func newKernelPathCmd(g *globals) *cobra.Command {
-	var kernel, boot, version string
+	var kernelImg, boot, version string
 	cmd := &cobra.Command{
 		Use:   "path",
 		Short: "Print which kernel and bootloader builds and runs would use",
@@ -94,13 +89,13 @@ func newKernelPathCmd(g *globals) *cobra.Command {
 NANOFS_BOOT=... lines (usable with eval), and where they were found on stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := []vm.KernelOption{vm.WithKernelFiles(kernel, boot)}
+			opts := []kernel.KernelOption{kernel.WithKernelFiles(kernelImg, boot)}
 			if version != "" {
-				opts = append(opts, vm.WithVersion(version))
+				opts = append(opts, kernel.WithVersion(version))
 			}
-			k, err := vm.FindKernel(opts...)
+			k, err := kernel.FindKernel(opts...)
 			if err != nil {
-				return err
+				return flagError(err)
 			}
 			where := k.Source
 			if k.Version != "" {
@@ -112,17 +107,15 @@ NANOFS_BOOT=... lines (usable with eval), and where they were found on stderr.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&kernel, "kernel", "", "kernel.img to use")
+	f.StringVar(&kernelImg, "kernel", "", "kernel.img to use")
 	f.StringVar(&boot, "boot", "", "boot.img to use")
 	f.StringVar(&version, "nanos-version", "", "Nanos release version to look for")
 	return cmd
 }
 
-func printKernel(w io.Writer, k vm.Kernel) {
-	fmt.Fprintf(w, "%s=%s\n", vm.EnvKernel, k.Kernel)
+func printKernel(w io.Writer, k kernel.Kernel) {
+	fmt.Fprintf(w, "%s=%s\n", kernel.EnvKernel, k.Kernel)
 	if k.Boot != "" {
-		fmt.Fprintf(w, "%s=%s\n", vm.EnvBoot, k.Boot)
+		fmt.Fprintf(w, "%s=%s\n", kernel.EnvBoot, k.Boot)
 	}
 }
-
-func kernelMiB(n int64) float64 { return float64(n) / (1 << 20) }

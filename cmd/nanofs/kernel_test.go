@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/kernel"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -80,15 +80,15 @@ func kernelIsolate(t *testing.T) (cache string) {
 	t.Setenv("HOME", home)
 	t.Setenv("XDG_CACHE_HOME", filepath.Join(home, ".cache"))
 	t.Setenv("OPS_HOME", "")
-	t.Setenv(vm.EnvKernel, "")
-	t.Setenv(vm.EnvBoot, "")
+	t.Setenv(kernel.EnvKernel, "")
+	t.Setenv(kernel.EnvBoot, "")
 	return filepath.Join(home, ".cache", "nanofs", "nanos")
 }
 
 func TestKernelFetchAndPath(t *testing.T) {
 	cache := kernelIsolate(t)
 	srv := kernelReleaseServer(t, "0.1.77")
-	t.Setenv(vm.EnvReleaseURL, srv.URL)
+	t.Setenv(kernel.EnvReleaseURL, srv.URL)
 
 	code, stdout, stderr := kernelCLI(t, "kernel", "fetch")
 	require.Equal(t, 0, code, stderr)
@@ -117,7 +117,7 @@ func TestKernelFetchOffline(t *testing.T) {
 	kernelIsolate(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	t.Setenv(vm.EnvReleaseURL, "http://"+ln.Addr().String()+"/")
+	t.Setenv(kernel.EnvReleaseURL, "http://"+ln.Addr().String()+"/")
 	require.NoError(t, ln.Close())
 
 	code, stdout, stderr := kernelCLI(t, "kernel", "fetch")

@@ -50,7 +50,7 @@ With --verbose the bytes fetched are reported per layer.`,
 			}
 			defer li.Close()
 			err = listImage(g, li, name, recursive)
-			reportFetched(g, li)
+			reportFetched(g, li.Stats())
 			return err
 		},
 	}
@@ -72,22 +72,30 @@ func imagePath(p string) (string, error) {
 }
 
 func listImage(g *globals, img *lazy.Image, name string, recursive bool) error {
-	info, err := img.Lstat(name)
+	return listTree(img, name, true, recursive, func(name, shown string, info fs.FileInfo) error {
+		return lsLine(g, img, name, shown, info)
+	})
+}
+
+// listTree lists name as ls -l does: anything but a directory as itself,
+// a directory by its entries (shown by their names), or by everything below
+// it when recursive (shown by absolute paths). With followDir a link to a
+// directory lists the directory: an explicit path is the common wish.
+func listTree(fsys fs.FS, name string, followDir, recursive bool, line func(name, shown string, info fs.FileInfo) error) error {
+	info, err := fs.Lstat(fsys, name)
 	if err != nil {
 		return err
 	}
-	if info.Mode()&fs.ModeSymlink != 0 {
-		// ls -l shows a symlink to a directory as itself unless asked for
-		// the directory ("dir/"); an explicit path is the common wish.
-		if st, err := img.Stat(name); err == nil && st.IsDir() {
+	if followDir && info.Mode()&fs.ModeSymlink != 0 {
+		if st, err := fs.Stat(fsys, name); err == nil && st.IsDir() {
 			info = st
 		}
 	}
 	if !info.IsDir() {
-		return lsLine(g, img, name, path.Join("/", name), info)
+		return line(name, path.Join("/", name), info)
 	}
 	if !recursive {
-		entries, err := img.ReadDir(name)
+		entries, err := fs.ReadDir(fsys, name)
 		if err != nil {
 			return err
 		}
@@ -96,13 +104,13 @@ func listImage(g *globals, img *lazy.Image, name string, recursive bool) error {
 			if err != nil {
 				return err
 			}
-			if err := lsLine(g, img, path.Join(name, e.Name()), e.Name(), info); err != nil {
+			if err := line(path.Join(name, e.Name()), e.Name(), info); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return fs.WalkDir(img, name, func(p string, d fs.DirEntry, err error) error {
+	return fs.WalkDir(fsys, name, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -110,7 +118,7 @@ func listImage(g *globals, img *lazy.Image, name string, recursive bool) error {
 		if err != nil {
 			return err
 		}
-		return lsLine(g, img, p, path.Join("/", p), info)
+		return line(p, path.Join("/", p), info)
 	})
 }
 

@@ -3,11 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path"
-	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/nanofs/nanofs/tfs"
@@ -76,161 +71,31 @@ func runMkfs(cmd *cobra.Command, g *globals, dir string, o mkfsOptions) error {
 	if len(o.args) > 0 && o.program == "" {
 		return errors.New("--arg needs --program (the argument vector starts with the program path)")
 	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return fmt.Errorf("source directory: %w", err)
-	}
-	defer root.Close()
-
-	tmp, err := os.CreateTemp(filepath.Dir(o.output), "."+filepath.Base(o.output)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("creating the image: %w", err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-
-	w, err := tfs.NewWriter(tmp, tfs.WithLabel(o.label), tfs.WithSeed([]byte(o.seed)), tfs.WithFreeSpace(free))
+	info, err := tfs.WriteDirVolume(cmd.Context(), dir, o.output, tfs.DirVolume{
+		Program: o.program, Args: o.args, Env: env, Cwd: o.cwd, Label: o.label, Seed: []byte(o.seed), FreeSpace: free,
+		Skipped: func(name, what string) {
+			g.logf("mkfs: skipping /%s: %s cannot be stored in a Nanos filesystem", name, what)
+		},
+		Left: func(names []string) {
+			g.debugf("mkfs: leaving out %v: the image being written lies inside %s", names, dir)
+		},
+	})
 	if err != nil {
 		return err
 	}
-	if o.program != "" {
-		program := "/" + strings.TrimLeft(o.program, "/")
-		if err := w.SetProgram(program); err != nil {
-			return err
-		}
-		if len(o.args) > 0 {
-			if err := w.SetArguments(append([]string{program}, o.args...)...); err != nil {
-				return err
-			}
-		}
-	}
-	if len(env) > 0 {
-		if err := w.SetEnvironment(env); err != nil {
-			return err
-		}
-	}
-	if o.cwd != "" {
-		if err := w.SetCwd(o.cwd); err != nil {
-			return err
-		}
-	}
-	skipped := func(name string, mode fs.FileMode) {
-		g.logf("mkfs: skipping /%s: %s cannot be stored in a Nanos filesystem", name, mkfsKind(mode))
-	}
-	src := root.FS()
-	if hide := mkfsOwnFiles(dir, o.output, tmp.Name()); len(hide) > 0 {
-		g.debugf("mkfs: leaving out %v: the image being written lies inside %s", hide, dir)
-		src = mkfsHiddenFS{src, hide}
-	}
-	if err := w.AddFS(cmd.Context(), src, skipped); err != nil {
-		return fmt.Errorf("adding %s: %w", dir, err)
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("writing the image: %w", err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("writing the image: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing the image: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), o.output); err != nil {
-		return fmt.Errorf("writing the image: %w", err)
-	}
-	done = true
-	g.logf("wrote %s: %d bytes, UUID %s", o.output, w.Size(), tfs.FormatUUID(w.UUID()))
+	g.logf("wrote %s: %d bytes, UUID %s", o.output, info.Size, tfs.FormatUUID(info.UUID))
 	return nil
 }
 
-// mkfsOwnFiles returns, relative to dir, the output image and its
-// temporary file when they lie inside dir: an image must not contain itself.
-func mkfsOwnFiles(dir, output, tmp string) map[string]bool {
-	resolved := func(p string) string {
-		if a, err := filepath.Abs(p); err == nil {
-			p = a
-		}
-		if r, err := filepath.EvalSymlinks(p); err == nil {
-			p = r
-		}
-		return p
-	}
-	rel, err := filepath.Rel(resolved(dir), resolved(filepath.Dir(output)))
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return nil
-	}
-	rel = filepath.ToSlash(rel)
-	return map[string]bool{
-		path.Join(rel, filepath.Base(output)): true,
-		path.Join(rel, filepath.Base(tmp)):    true,
-	}
-}
-
-// mkfsHiddenFS leaves some paths out of a directory's fs.FS.
-type mkfsHiddenFS struct {
-	fsys fs.FS
-	hide map[string]bool
-}
-
-func (h mkfsHiddenFS) Open(name string) (fs.File, error) {
-	if h.hide[name] {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
-	}
-	return h.fsys.Open(name)
-}
-
-func (h mkfsHiddenFS) ReadDir(name string) ([]fs.DirEntry, error) {
-	es, err := fs.ReadDir(h.fsys, name)
-	out := es[:0]
-	for _, e := range es {
-		if !h.hide[path.Join(name, e.Name())] {
-			out = append(out, e)
-		}
-	}
-	return out, err
-}
-
-func (h mkfsHiddenFS) ReadLink(name string) (string, error)   { return fs.ReadLink(h.fsys, name) }
-func (h mkfsHiddenFS) Lstat(name string) (fs.FileInfo, error) { return fs.Lstat(h.fsys, name) }
-
-func mkfsKind(mode fs.FileMode) string {
-	switch {
-	case mode&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case mode&fs.ModeSocket != 0:
-		return "a socket"
-	case mode&fs.ModeCharDevice != 0:
-		return "a character device"
-	case mode&fs.ModeDevice != 0:
-		return "a block device"
-	}
-	return "a " + mode.String() + " file"
-}
-
-// mkfsParseSize reads a byte count: 1048576, 512KiB, 64MiB, 1GiB (also
-// K/M/G and KB/MB/GB, all powers of 1024).
+// mkfsParseSize reads a byte count (tfs.ParseSize): 1048576, 512KiB,
+// 64MiB, 1GiB, below 1 TiB, a bound on the free space left for the log.
 func mkfsParseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	shift := 0
-	for _, u := range []struct {
-		suffix string
-		shift  int
-	}{{"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"KB", 10}, {"MB", 20}, {"GB", 30}, {"K", 10}, {"M", 20}, {"G", 30}, {"B", 0}} {
-		if strings.HasSuffix(t, u.suffix) {
-			t, shift = strings.TrimSuffix(t, u.suffix), u.shift
-			break
-		}
+	n, err := tfs.ParseSize(s)
+	if err == nil && n >= 1<<40 {
+		err = fmt.Errorf("%q is too large (at most 1 TiB less a byte)", s)
 	}
-	n, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
-	if err != nil || n < 0 || n > (1<<62)>>shift {
-		return 0, fmt.Errorf("%q is not a size (e.g. 1048576, 512KiB, 64MiB)", s)
+	if err != nil {
+		return 0, fmt.Errorf("%w (e.g. 1048576, 512KiB, 64MiB)", err)
 	}
-	return n << shift, nil
+	return n, nil
 }

@@ -4,28 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/nanofs/nanofs/fusefs"
-	"github.com/nanofs/nanofs/lazy"
-	"github.com/nanofs/nanofs/resolve"
-	"github.com/nanofs/nanofs/tfs"
+	"github.com/nanofs/nanofs/vm/build"
 	"github.com/spf13/cobra"
 )
 
 func init() { verbs = append(verbs, newMountCmd) }
-
-// readyFDEnv tells a server started by `mount --background` which
-// descriptor to report on: "ok" once the mount is up, or why it failed.
-const readyFDEnv = "NANOFS_MOUNT_READY_FD"
 
 func newMountCmd(g *globals) *cobra.Command {
 	var (
@@ -51,7 +41,7 @@ is ready.`,
   nanofs mount --background ./rootfs /mnt/x && ls /mnt/x && nanofs umount /mnt/x`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if background && os.Getenv(readyFDEnv) == "" {
+			if background && !fusefs.IsServer() {
 				return mountBackground(cmd.Context(), g, args[1])
 			}
 			return mountForeground(cmd.Context(), g, &images, prefetch, args[0], args[1])
@@ -61,94 +51,6 @@ is ready.`,
 	cmd.Flags().BoolVar(&prefetch, "prefetch", false, "images: fetch the entrypoint and every file it needs in the background once mounted")
 	images.register(cmd.Flags())
 	return cmd
-}
-
-// openSource turns SOURCE into the filesystem to mount. Every kind of
-// source nanofs can mount is decided here.
-func openSource(ctx context.Context, g *globals, images *imageFlags, src string) (fs.FS, io.Closer, error) {
-	fi, err := os.Stat(src)
-	switch {
-	case err == nil && fi.IsDir() && isOCILayout(src):
-		return openImageSource(ctx, g, images, src)
-	case err == nil && fi.IsDir():
-		// os.Root rather than os.DirFS: no symlink inside the source can
-		// make the mount read files outside it.
-		root, err := os.OpenRoot(src)
-		if err != nil {
-			return nil, nil, fmt.Errorf("source: %w", err)
-		}
-		g.debugf("mounting the directory %s", src)
-		return root.FS(), root, nil
-	case err == nil && fi.Mode().IsRegular():
-		f, err := os.Open(src)
-		if err != nil {
-			return nil, nil, fmt.Errorf("source: %w", err)
-		}
-		img, err := tfs.Open(f, fi.Size())
-		if err != nil {
-			f.Close()
-			if isTarball(src) {
-				return openImageSource(ctx, g, images, src)
-			}
-			return nil, nil, fmt.Errorf("source %s is neither a Nanos disk image nor a docker-save tarball: %w", src, err)
-		}
-		g.debugf("mounting the root filesystem of the Nanos disk image %s", src)
-		return img, f, nil
-	case err == nil:
-		return nil, nil, fmt.Errorf("source %s is neither a directory nor a disk image file (%v)", src, fi.Mode().Type())
-	case errors.Is(err, fs.ErrNotExist):
-		return openImageSource(ctx, g, images, src)
-	default:
-		return nil, nil, fmt.Errorf("source: %w", err)
-	}
-}
-
-// openImageSource opens an image lazily: its files are fetched when read.
-func openImageSource(ctx context.Context, g *globals, images *imageFlags, ref string) (fs.FS, io.Closer, error) {
-	img, err := images.open(ctx, g, ref)
-	if err != nil {
-		return nil, nil, err
-	}
-	g.debugf("mounting the image %s", img.Name())
-	return img, img, nil
-}
-
-// isOCILayout reports whether dir is an OCI image layout rather than a tree
-// to mount as it is.
-func isOCILayout(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, "oci-layout"))
-	return err == nil
-}
-
-// isTarball reports whether the file starts like a tar archive (the ustar
-// magic at offset 257), as a docker-save tarball does.
-func isTarball(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	magic := make([]byte, 5)
-	if _, err := f.ReadAt(magic, 257); err != nil {
-		return false
-	}
-	return string(magic) == "ustar"
-}
-
-// prefetchEntrypoint warms the cache with what the image's program needs,
-// the files `nanofs build` would copy, while the mount already serves.
-func prefetchEntrypoint(ctx context.Context, g *globals, img *lazy.Image) {
-	plan, err := resolve.Resolve(img, resolveConfig(img.Config()), resolve.WithAllowMissing())
-	if err != nil {
-		g.logf("prefetch: %v", err)
-		return
-	}
-	files := plan.ImageFiles()
-	if err := img.Prefetch(ctx, files); err != nil && ctx.Err() == nil {
-		g.logf("prefetch: %v", err)
-		return
-	}
-	g.debugf("prefetched %d files (%s) that %s needs", len(files), byteCount(plan.Size()), plan.Program)
 }
 
 // sourceName is how the mount table names SOURCE: a directory by its
@@ -163,44 +65,42 @@ func sourceName(src string) string {
 }
 
 func mountForeground(ctx context.Context, g *globals, images *imageFlags, prefetch bool, src, dir string) (err error) {
-	ready := takeReadyFD()
-	defer func() { ready.report(err) }()
+	ready := fusefs.TakeReady()
+	defer func() { ready.Report(err) }()
 
-	fsys, closer, err := openSource(ctx, g, images, src)
-	if err != nil {
+	if err := images.check(); err != nil {
 		return err
 	}
-	defer closer.Close()
-	srv, err := fusefs.Mount(dir, fsys, fusefs.WithSource(sourceName(src)))
+	source, err := build.Open(ctx, src, build.WithImageOptions(images.lazyOptions()...), build.WithLog(g.logf, g.debugf),
+		build.WithProgress(newProgress(g).show))
+	if err != nil {
+		return flagError(err)
+	}
+	defer source.Close()
+	srv, err := fusefs.Mount(dir, source.FS, fusefs.WithSource(sourceName(src)))
 	if err != nil {
 		return err
 	}
 	g.logf("mounted %s on %s (Ctrl-C or `nanofs umount %s` unmounts it)", src, srv.Dir(), dir)
-	ready.report(nil)
-	if img, ok := fsys.(*lazy.Image); ok && prefetch {
-		go prefetchEntrypoint(ctx, g, img)
+	ready.Report(nil)
+	if source.Image != nil && prefetch {
+		go func() {
+			plan, err := source.PrefetchProgram(ctx)
+			if err != nil && ctx.Err() == nil {
+				g.logf("prefetch: %v", err)
+			} else if err == nil {
+				g.debugf("prefetched %d files (%s) that %s needs", len(plan.ImageFiles()), byteCount(plan.Size()), plan.Program)
+			}
+		}()
 	}
 
-	done := make(chan struct{})
-	go func() { srv.Wait(); close(done) }()
-	select {
-	case <-done:
-		g.debugf("%s was unmounted", srv.Dir())
-		return nil
-	case <-ctx.Done():
-	}
-	if err := srv.Unmount(); err != nil {
-		// Someone is still inside. Detach the mount: everyone else sees
-		// the empty directory at once, and the server keeps answering those
-		// still inside until they leave. A second signal now ends the
-		// process the default way, for whoever does not want to wait.
+	_, err = srv.ServeUntil(ctx, func() {
 		signal.Reset(os.Interrupt, syscall.SIGTERM)
-		if err := fusefs.Unmount(srv.Dir()); err != nil {
-			return err
-		}
 		g.logf("%s is busy: detached it; serving the programs still inside until they leave (interrupt again to stop now)", srv.Dir())
+	})
+	if err != nil {
+		return err
 	}
-	<-done
 	g.debugf("unmounted %s", srv.Dir())
 	return nil
 }
@@ -215,82 +115,16 @@ func mountBackground(ctx context.Context, g *globals, dir string) error {
 	if err != nil {
 		return fmt.Errorf("--background: finding this program: %w", err)
 	}
-	r, w, err := os.Pipe()
+	pid, err := fusefs.StartServer(ctx, exe, os.Args[1:])
 	if err != nil {
-		return fmt.Errorf("--background: %w", err)
+		return err
 	}
-	defer r.Close()
-	cmd := exec.Command(exe, os.Args[1:]...)
-	cmd.Env = append(os.Environ(), readyFDEnv+"=3") // ExtraFiles[0] is fd 3
-	cmd.ExtraFiles = []*os.File{w}
-	// Its own session: no terminal signals, and it outlives this process.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
-	w.Close()
-	if err != nil {
-		return fmt.Errorf("--background: starting the server: %w", err)
+	if pid <= 0 {
+		return fmt.Errorf("the mount server reported ready but its pid is unknown (%d)", pid)
 	}
-
-	reply := make(chan string, 1)
-	go func() {
-		b, _ := io.ReadAll(r)
-		reply <- string(b)
-	}()
-	select {
-	case <-ctx.Done():
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return ctx.Err()
-	case msg := <-reply:
-		switch {
-		case msg == readyOK:
-			g.logf("mounted on %s, server pid %d (`nanofs umount %s` unmounts it)", dir, cmd.Process.Pid, dir)
-			fmt.Fprintln(g.stdout, cmd.Process.Pid)
-			return cmd.Process.Release()
-		case strings.HasPrefix(msg, readyFailed):
-			_ = cmd.Wait()
-			return errors.New(strings.TrimPrefix(msg, readyFailed))
-		default:
-			werr := cmd.Wait()
-			return fmt.Errorf("the mount server exited before the mount was ready (%v)", werr)
-		}
-	}
-}
-
-const (
-	readyOK     = "ok\n"
-	readyFailed = "error: "
-)
-
-// readyFD is the background server's end of the pipe to its parent; nil in
-// the foreground.
-type readyFD struct{ f *os.File }
-
-func takeReadyFD() *readyFD {
-	s := os.Getenv(readyFDEnv)
-	if s == "" {
-		return nil
-	}
-	os.Unsetenv(readyFDEnv)
-	fd, err := strconv.Atoi(s)
-	if err != nil {
-		return nil
-	}
-	return &readyFD{f: os.NewFile(uintptr(fd), "mount-ready")}
-}
-
-// report tells the parent the outcome, once; later calls do nothing.
-func (r *readyFD) report(err error) {
-	if r == nil || r.f == nil {
-		return
-	}
-	msg := readyOK
-	if err != nil {
-		msg = readyFailed + err.Error()
-	}
-	_, _ = io.WriteString(r.f, msg)
-	r.f.Close()
-	r.f = nil
+	g.logf("mounted on %s, server pid %d (`nanofs umount %s` unmounts it)", dir, pid, dir)
+	fmt.Fprintln(g.stdout, pid)
+	return nil
 }
 
 // hasFlag reports whether the long flag --name appears in args.

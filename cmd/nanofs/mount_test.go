@@ -187,6 +187,7 @@ func TestMountBackground(t *testing.T) {
 		require.Equal(t, 0, code, stderr)
 		pid, err := strconv.Atoi(strings.TrimSpace(stdout))
 		require.NoError(t, err, "stdout is the pid: %q", stdout)
+		require.Positive(t, pid, "a pid of 0 or -1 would make the cleanup's kill(2) signal every process")
 		t.Cleanup(func() {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 			if mountedFSType(t, mnt) != "" {

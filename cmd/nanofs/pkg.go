@@ -4,15 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
-	"strings"
-	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
-	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/build"
+	"github.com/nanofs/nanofs/vm/opspkg"
 )
 
 func init() { verbs = append(verbs, newPkgCmd) }
@@ -86,75 +82,40 @@ package with such a link).`,
 
 // pkgSummary is what `nanofs pkg` reports.
 type pkgSummary struct {
-	Name         string             `json:"name"`
-	Image        string             `json:"image"`
-	Arch         string             `json:"arch"`
-	Archive      string             `json:"archive,omitempty"`
-	Installed    string             `json:"installed,omitempty"`
-	Manifest     vm.PackageManifest `json:"manifest"`
-	Files        int                `json:"files"`
-	Bytes        int64              `json:"bytes"`
-	FetchedBytes int64              `json:"fetched_bytes"`
-	Seconds      float64            `json:"seconds"`
-	Warnings     []string           `json:"warnings,omitempty"`
+	Name         string                 `json:"name"`
+	Image        string                 `json:"image"`
+	Arch         string                 `json:"arch"`
+	Archive      string                 `json:"archive,omitempty"`
+	Installed    string                 `json:"installed,omitempty"`
+	Manifest     opspkg.PackageManifest `json:"manifest"`
+	Files        int                    `json:"files"`
+	Bytes        int64                  `json:"bytes"`
+	FetchedBytes int64                  `json:"fetched_bytes"`
+	Seconds      float64                `json:"seconds"`
+	Warnings     []string               `json:"warnings,omitempty"`
 }
 
 func runPkg(ctx context.Context, g *globals, ref string, o *pkgOptions, install bool) error {
-	start := time.Now()
-	opsHome := o.opsHome
-	if install && opsHome == "" {
-		h, err := vm.DefaultOpsHome()
-		if err != nil {
-			return err
-		}
-		opsHome = h
-	}
-	pkgName := o.name
-	if pkgName == "" {
-		pkgName = defaultPackageName(ref)
-	}
-	if err := vm.CheckPackageName(pkgName); err != nil {
+	if err := o.build.images.check(); err != nil {
 		return err
 	}
-	in, err := prepareBuild(ctx, g, ref, &o.build)
+	p := newProgress(g)
+	opts := append(o.build.buildOpts(g, p), build.WithPackage(o.name, o.out, install, o.opsHome))
+	res, err := build.Build(ctx, ref, opts...)
 	if err != nil {
-		return err
+		return flagError(err)
 	}
-	defer in.img.Close()
-	arch := in.img.ConfigFile().Architecture
-	if len(in.klibs) > 0 {
-		g.logf("warning: a package cannot carry klibs (%s): give them to ops (Klibs in its config)", strings.Join(in.klibs, ", "))
+	pr := res.Package
+	sum := pkgSummary{
+		Name: pr.Name, Image: res.Image, Arch: pr.Arch, Archive: pr.Archive, Installed: pr.Installed, Manifest: pr.Manifest,
+		Files: pr.Files, Bytes: pr.Bytes, FetchedBytes: res.Fetched.Bytes, Seconds: res.Elapsed.Seconds(), Warnings: res.Plan.Warnings,
 	}
-	p, err := vm.NewPackage(in.manifest, pkgName, arch)
-	if err != nil {
-		return err
-	}
-	if len(p.Manifest.ManifestPassthrough) > 0 {
-		keys, _ := json.Marshal(map[string]any{"ManifestPassthrough": p.Manifest.ManifestPassthrough})
-		g.logf("warning: ops pkg load ignores a package's ManifestPassthrough (the working directory and other kernel keys): give them to ops in a config file (-c) as %s", keys)
-	}
-	sum := pkgSummary{Name: pkgName, Image: in.img.Name(), Arch: arch, Manifest: p.Manifest, Warnings: in.plan.Warnings}
-	var info *vm.PackageInfo
-	if o.out != "" {
-		if info, err = p.WriteArchive(ctx, o.out, in.fsys, in.plan); err != nil {
-			return err
-		}
-		sum.Archive = info.Path
-	}
-	if install {
-		if info, err = p.Install(ctx, opsHome, in.fsys, in.plan); err != nil {
-			return err
-		}
-		sum.Installed = info.Path
-	}
-	sum.Files, sum.Bytes = info.Files, info.Bytes
-	sum.FetchedBytes, sum.Seconds = in.img.Stats().Bytes, time.Since(start).Seconds()
 	if o.json {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(sum)
 	}
-	reportFetched(g, in.img)
+	reportFetched(g, res.Fetched)
 	where := sum.Archive
 	if sum.Installed != "" {
 		where = sum.Installed
@@ -163,37 +124,11 @@ func runPkg(ctx context.Context, g *globals, ref string, o *pkgOptions, install 
 		}
 	}
 	g.logf("wrote %s: %s (%d files, %s), program %s, fetched %s, %.1fs",
-		pkgName, where, sum.Files, byteCount(sum.Bytes), p.Manifest.Program, byteCount(sum.FetchedBytes), sum.Seconds)
+		sum.Name, where, sum.Files, byteCount(sum.Bytes), sum.Manifest.Program, byteCount(sum.FetchedBytes), sum.Seconds)
 	if sum.Installed != "" {
-		g.logf("boot it with: ops pkg load -l %s", pkgName)
+		g.logf("boot it with: ops pkg load -l %s", sum.Name)
 	} else {
-		g.logf("install it with: ops pkg add %s --name %s", sum.Archive, pkgName)
+		g.logf("install it with: ops pkg add %s --name %s", sum.Archive, sum.Name)
 	}
 	return nil
-}
-
-// defaultPackageName names a package as ops does, NAME_TAG: node:16.3.0
-// -> node_16.3.0, a digest reference -> name_<12 hex>, no tag -> _latest;
-// a layout directory or tarball by its base name.
-func defaultPackageName(ref string) string {
-	if _, err := os.Stat(ref); err == nil {
-		return strings.TrimSuffix(filepath.Base(filepath.Clean(ref)), filepath.Ext(ref)) + "_latest"
-	}
-	base, version := imageNameVersion(ref)
-	return base + "_" + version
-}
-
-// imageNameVersion splits a registry reference into the last element of
-// its repository and its tag (or 12 hex digits of its digest).
-func imageNameVersion(ref string) (string, string) {
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		return "image", "latest"
-	}
-	repo := r.Context().RepositoryStr()
-	id := r.Identifier()
-	if strings.HasPrefix(id, "sha256:") {
-		id = strings.TrimPrefix(id, "sha256:")[:12]
-	}
-	return repo[strings.LastIndex(repo, "/")+1:], id
 }

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"runtime"
 
 	"github.com/nanofs/nanofs/resolve"
+	"github.com/nanofs/nanofs/vm/build"
 	"github.com/spf13/cobra"
 )
 
@@ -23,15 +22,6 @@ type resolveOptions struct {
 	env      []string
 	arch     string
 	json     bool
-}
-
-// resolveSource is what `nanofs resolve` reads: an image's root
-// filesystem and its config, and how to let go of them.
-type resolveSource struct {
-	fsys   fs.FS
-	cfg    resolve.Config
-	hasCfg bool // false for a plain directory, which has no image config
-	close  func() error
 }
 
 func newResolveCmd(g *globals) *cobra.Command {
@@ -71,64 +61,44 @@ A directory has no image config: name the program with --entry.`,
 }
 
 func runResolve(cmd *cobra.Command, g *globals, args []string, o resolveOptions) error {
-	src, what, err := openResolveSource(cmd.Context(), g, &o.images, o.root, args)
-	if err != nil {
+	target := o.root
+	switch {
+	case o.root != "" && len(args) > 0:
+		return errors.New("give either --root DIR or IMAGE-OR-DIR, not both")
+	case o.root == "" && len(args) == 0:
+		return errors.New("name what to resolve: an image or a directory (--root DIR)")
+	case o.root == "":
+		target = args[0]
+	default:
+		if st, err := os.Stat(o.root); err != nil || !st.IsDir() {
+			if err == nil {
+				err = fmt.Errorf("%s is not a directory", o.root)
+			}
+			return fmt.Errorf("--root: %w", err)
+		}
+	}
+	if err := o.images.check(); err != nil {
 		return err
 	}
-	defer src.close()
-	if !src.hasCfg && o.entry == "" {
-		return fmt.Errorf("%s is a directory, which has no image config: name the program with --entry", what)
-	}
-	opts := []resolve.Option{resolve.WithInclude(o.includes...), resolve.WithEnv(o.env...)}
-	if o.entry != "" {
-		opts = append(opts, resolve.WithEntry(o.entry))
-	}
-	if cmd.Flags().Changed("arg") {
-		opts = append(opts, resolve.WithArgs(o.args...))
-	}
+	var ropts []resolve.Option
 	if o.arch != "any" {
 		m, err := resolve.MachineForArch(o.arch)
 		if err != nil {
 			return fmt.Errorf("--arch: %w", err)
 		}
-		opts = append(opts, resolve.WithMachine(m))
+		ropts = append(ropts, resolve.WithMachine(m))
 	}
-	plan, err := resolve.Resolve(src.fsys, src.cfg, opts...)
+	res, err := build.Resolve(cmd.Context(), target,
+		build.WithImageOptions(o.images.lazyOptions()...), build.WithLog(g.logf, g.debugf), build.WithProgress(newProgress(g).show),
+		build.WithEntry(o.entry), build.WithArgs(o.args...), build.WithEnv(o.env...), build.WithInclude(o.includes...),
+		build.WithoutAutoAdd(), build.WithResolveOptions(ropts...))
 	if err != nil {
-		return fmt.Errorf("resolve %s: %w", what, err)
+		return flagError(err)
 	}
-	for _, w := range plan.Warnings {
-		g.logf("warning: %s", w)
-	}
-	g.debugf("resolve: %s: %s program %s, %d entries, %d bytes", what, plan.Linkage, plan.Program, len(plan.Entries), plan.Size())
+	plan := res.Plan
+	g.debugf("resolve: %s: %s program %s, %d entries, %d bytes", target, plan.Linkage, plan.Program, len(plan.Entries), plan.Size())
 	if o.json {
 		return plan.WriteJSON(g.stdout)
 	}
 	return plan.WriteTree(g.stdout)
-}
-
-// openResolveSource opens --root DIR, or the positional IMAGE-OR-DIR.
-func openResolveSource(ctx context.Context, g *globals, images *imageFlags, root string, args []string) (*resolveSource, string, error) {
-	target := root
-	switch {
-	case root != "" && len(args) > 0:
-		return nil, "", errors.New("give either --root DIR or IMAGE-OR-DIR, not both")
-	case root == "" && len(args) == 0:
-		return nil, "", errors.New("name what to resolve: an image or a directory (--root DIR)")
-	case root == "":
-		target = args[0]
-		if info, err := os.Stat(target); err != nil || !info.IsDir() || isOCILayout(target) {
-			img, err := images.open(ctx, g, target)
-			if err != nil {
-				return nil, "", err
-			}
-			src := &resolveSource{fsys: img, cfg: resolveConfig(img.Config()), hasCfg: true, close: img.Close}
-			return src, target, nil
-		}
-	}
-	r, err := os.OpenRoot(target)
-	if err != nil {
-		return nil, "", fmt.Errorf("--root: %w", err)
-	}
-	return &resolveSource{fsys: r.FS(), close: r.Close}, target, nil
 }

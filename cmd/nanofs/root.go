@@ -43,6 +43,7 @@ loads by reading ELF headers, and writes a bootable Nanos disk image.`,
 	}
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
+	root.SetVersionTemplate("nanofs {{.Version}}\n")
 	pf := root.PersistentFlags()
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "print more detail (bytes fetched, files resolved) on stderr")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")

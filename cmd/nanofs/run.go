@@ -2,96 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 
-	"github.com/google/go-containerregistry/pkg/name"
-
-	"github.com/nanofs/nanofs/tfs"
-	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/build"
+	"github.com/nanofs/nanofs/vm/launch"
 	"github.com/spf13/cobra"
 )
 
 func init() { verbs = append(verbs, newRunCmd) }
-
-// errNotRunTarget says that run's target is not a disk image file.
-var errNotRunTarget = errors.New("not a disk image file")
-
-// runDiskTarget accepts an existing file that is not a docker-save
-// tarball: a disk image. Anything else is an image to build first.
-func runDiskTarget(_ context.Context, _ *globals, target string, args []string) (string, func(), error) {
-	st, err := os.Stat(target)
-	if errors.Is(err, os.ErrNotExist) || err == nil && (st.IsDir() || isTarball(target)) {
-		return "", nil, errNotRunTarget
-	}
-	if err != nil {
-		return "", nil, err
-	}
-	if len(args) > 0 {
-		return diskWithArguments(target, args)
-	}
-	return target, nil, nil
-}
-
-// diskWithArguments copies disk to a temporary file whose log has one more
-// record: the root's arguments, the program's name followed by args (as
-// `docker run IMAGE ARGS` replaces the command). The disk itself is never
-// changed.
-func diskWithArguments(disk string, args []string) (string, func(), error) {
-	src, err := os.Open(disk)
-	if err != nil {
-		return "", nil, err
-	}
-	defer src.Close()
-	st, err := src.Stat()
-	if err != nil {
-		return "", nil, err
-	}
-	fsys, err := tfs.Open(src, st.Size())
-	if err != nil {
-		return "", nil, fmt.Errorf("%s: %w", disk, err)
-	}
-	m := fsys.Manifest()
-	var argv0 string
-	if v, ok := m["arguments"].(tfs.Vector); ok && len(v) > 0 {
-		if s, ok := v[0].(tfs.String); ok {
-			argv0 = string(s)
-		}
-	}
-	if argv0 == "" {
-		p, ok := m["program"].(tfs.String)
-		if !ok {
-			return "", nil, fmt.Errorf("%s: the disk names no program", disk)
-		}
-		argv0 = string(p)
-	}
-	dir, err := os.MkdirTemp("", "nanofs-run-")
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup := func() { os.RemoveAll(dir) }
-	out := filepath.Join(dir, filepath.Base(disk))
-	dst, err := os.Create(out)
-	if err == nil {
-		_, err = io.Copy(dst, src)
-	}
-	if err == nil {
-		err = tfs.UpdateRoot(dst, st.Size(), tfs.Tuple{"arguments": tfs.Strings(append([]string{argv0}, args...)...)})
-	}
-	if dst != nil {
-		if cerr := dst.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
-		cleanup()
-		return "", nil, fmt.Errorf("%s with new arguments: %w", disk, err)
-	}
-	return out, cleanup, nil
-}
 
 type runOptions struct {
 	build   buildOptions // run IMAGE: what goes into the disk
@@ -161,105 +79,28 @@ func runRun(ctx context.Context, cmd *cobra.Command, g *globals, args []string, 
 	if dash := cmd.ArgsLenAtDash(); dash < 0 && len(rest) > 0 {
 		return fmt.Errorf("unexpected arguments %q (program arguments go after --)", rest)
 	}
-	if err := o.build.loadConfig(g); err != nil {
+	if err := o.build.images.check(); err != nil {
 		return err
 	}
-	o.applyConfig(cmd.Flags().Changed)
-	mem, err := vm.ParseMemory(o.memory)
+	changed := cmd.Flags().Changed
+	m := build.Machine{
+		Ports: o.ports, Kernel: o.kernel, VMM: launch.VMM(o.vmm), Accel: launch.Accel(o.accel), Persist: o.persist,
+		Stdin: cmd.InOrStdin(), Stdout: g.stdout, Stderr: g.stderr,
+		Notice: func(s string) { g.logf("nanofs: %s", s) },
+	}
+	if changed("memory") {
+		m.Memory = o.memory
+	}
+	if changed("cpus") {
+		m.CPUs = o.cpus
+	}
+	p := newProgress(g)
+	code, err := build.Run(ctx, target, rest, m, o.build.buildOpts(g, p)...)
 	if err != nil {
-		return err
-	}
-	opts := []vm.RunOption{
-		vm.WithVMM(vm.VMM(o.vmm)),
-		vm.WithAccel(vm.Accel(o.accel)),
-		vm.WithMemory(mem),
-		vm.WithCPUs(o.cpus),
-		vm.WithConsole(cmd.InOrStdin(), g.stdout, g.stderr),
-		vm.WithNotice(func(s string) { g.logf("nanofs: %s", s) }),
-	}
-	for _, p := range o.ports {
-		pf, err := vm.ParsePortForward(p)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, vm.WithPorts(pf))
-	}
-	if o.kernel != "" {
-		opts = append(opts, vm.WithKernelSearch(vm.WithKernelFiles(o.kernel, "")))
-	}
-	if o.persist {
-		opts = append(opts, vm.WithPersist())
-	}
-
-	disk, cleanup, err := runDiskTarget(ctx, g, target, rest)
-	if errors.Is(err, errNotRunTarget) {
-		disk, cleanup, err = buildForRun(ctx, g, target, rest, &o)
-	}
-	if err != nil {
-		return err
-	}
-	if cleanup != nil {
-		defer cleanup()
-	}
-	l, err := vm.NewLaunch(disk, opts...)
-	if err != nil {
-		return err
-	}
-	g.debugf("%s", l.String())
-	code, err := l.Run(ctx)
-	if err != nil {
-		return err
+		return flagError(err)
 	}
 	if code != 0 {
 		return exitError{code: code}
 	}
 	return nil
-}
-
-// applyConfig takes the --config file's RunConfig (and Kernel) where no
-// flag says otherwise; changed reports the flags given.
-func (o *runOptions) applyConfig(changed func(flag string) bool) {
-	c := o.build.opsCfg
-	if c == nil {
-		return
-	}
-	if c.Memory != "" && !changed("memory") {
-		o.memory = c.Memory
-	}
-	if c.CPUs > 0 && !changed("cpus") {
-		o.cpus = c.CPUs
-	}
-	if len(o.ports) == 0 {
-		o.ports = c.Ports
-	}
-	if o.kernel == "" {
-		o.kernel = o.build.kernel
-	}
-}
-
-// buildForRun builds IMAGE into a temporary disk that is removed after the
-// VM stops: bootable with a bootloader when one is found, else for direct
-// kernel boot.
-func buildForRun(ctx context.Context, g *globals, image string, args []string, o *runOptions) (string, func(), error) {
-	st, err := os.Stat(image)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		if _, perr := name.ParseReference(image); perr != nil {
-			return "", nil, fmt.Errorf("%s: no such disk image, and not an image reference (%v)", image, perr)
-		}
-	case err == nil && st.IsDir() && !isOCILayout(image):
-		return "", nil, fmt.Errorf("%s is a directory, neither a disk image nor an OCI image layout", image)
-	}
-	dir, err := os.MkdirTemp("", "nanofs-run-")
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup := func() { os.RemoveAll(dir) }
-	b := o.build
-	b.args, b.kernel, b.out = args, o.kernel, filepath.Join(dir, "disk.img")
-	if err := runBuild(ctx, g, image, &b); err != nil {
-		cleanup()
-		return "", nil, err
-	}
-	return b.out, cleanup, nil
 }

@@ -11,7 +11,9 @@ import (
 	"testing"
 
 	"github.com/nanofs/nanofs/tfs"
-	"github.com/nanofs/nanofs/vm"
+	vmdisk "github.com/nanofs/nanofs/vm/disk"
+	vmkernel "github.com/nanofs/nanofs/vm/kernel"
+	"github.com/nanofs/nanofs/vm/launch"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -30,14 +32,14 @@ func runProbeDisk(t *testing.T) string {
 	t.Helper()
 	kernel, boot := kernelTestFiles(t, runProbeStage1)
 	dir := t.TempDir()
-	k := vm.Kernel{Kernel: filepath.Join(dir, "kernel.img"), Boot: filepath.Join(dir, "boot.img")}
+	k := vmkernel.Kernel{Kernel: filepath.Join(dir, "kernel.img"), Boot: filepath.Join(dir, "boot.img")}
 	require.NoError(t, os.WriteFile(k.Kernel, kernel, 0o644))
 	require.NoError(t, os.WriteFile(k.Boot, boot, 0o644))
 	disk := filepath.Join(dir, "probe.img")
 	fill := func(_ context.Context, w *tfs.Writer) error {
 		return w.AddFile("bin/app", int64(len(kernel)), bytes.NewReader(kernel))
 	}
-	_, err := vm.CreateDisk(context.Background(), disk, fill, vm.WithKernel(k), vm.WithManifest(vm.Manifest{Program: "/bin/app"}))
+	_, err := vmdisk.CreateDisk(context.Background(), disk, fill, vmdisk.WithKernel(k), vmdisk.WithManifest(vmdisk.Manifest{Program: "/bin/app"}))
 	require.NoError(t, err)
 	return disk
 }
@@ -46,8 +48,8 @@ func TestRunDisk(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts QEMU; skipped under -short")
 	}
-	if _, err := exec.LookPath(vm.QEMUBinary); err != nil {
-		t.Skipf("needs %s (Debian/Ubuntu: apt-get install qemu-system-x86)", vm.QEMUBinary)
+	if _, err := exec.LookPath(launch.QEMUBinary); err != nil {
+		t.Skipf("needs %s (Debian/Ubuntu: apt-get install qemu-system-x86)", launch.QEMUBinary)
 	}
 	disk := runProbeDisk(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -93,7 +95,7 @@ func TestRunRejects(t *testing.T) {
 }
 
 func TestRunFirecrackerMissing(t *testing.T) {
-	if _, err := exec.LookPath(vm.FirecrackerBinary); err == nil {
+	if _, err := exec.LookPath(launch.FirecrackerBinary); err == nil {
 		t.Skip("firecracker is installed")
 	}
 	disk := runProbeDisk(t)

@@ -7,22 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path"
-)
 
-// tarMode converts fs.FileMode permission and special bits to tar's.
-func tarMode(m fs.FileMode) int64 {
-	mode := int64(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		mode |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		mode |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		mode |= 0o1000
-	}
-	return mode
-}
+	"github.com/nanofs/nanofs/internal/fspath"
+)
 
 // writeHostTar writes the layer tar of a scanned host tree the way docker
 // and containerd do for an overlayfs upper directory: whiteout devices
@@ -45,7 +32,7 @@ func writeHostTar(w io.Writer, items []layerItem, keepMTimes bool) error {
 			h.Typeflag, h.Name = tar.TypeReg, path.Join(it.path, OpaqueMarker)
 		case itemNode:
 			n := it.node
-			h.Name, h.Mode, h.Uid, h.Gid = it.path, tarMode(n.Mode), n.UID, n.GID
+			h.Name, h.Mode, h.Uid, h.Gid = it.path, int64(fspath.UnixMode(n.Mode)), n.UID, n.GID
 			for k, v := range it.xattrs {
 				if h.PAXRecords == nil {
 					h.PAXRecords = map[string]string{}

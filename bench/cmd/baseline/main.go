@@ -36,7 +36,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/nanofs/nanofs/resolve"
-	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/disk"
 )
 
 // Summary is what baseline prints.
@@ -140,7 +140,7 @@ func baseline(ctx context.Context, ref, layoutDir, root, out, planOut string, op
 	t0 = time.Now()
 	// The same writer and settings as `nanofs build --no-bootloader`, over
 	// the extracted tree instead of the lazy image.
-	info, err := vm.WriteDisk(ctx, out, fsys, plan, vm.WithoutBootloader(), vm.WithParallel(8))
+	info, err := disk.WriteDisk(ctx, out, fsys, plan, disk.WithoutBootloader(), disk.WithParallel(8))
 	if err != nil {
 		return nil, err
 	}

@@ -8,8 +8,9 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/nanofs/nanofs/internal/fspath"
 )
 
 // Inode is one file of the merged tree. Hard links are several directory
@@ -227,8 +228,8 @@ func (t *Tree) Finish() {
 	}
 }
 
-// MaxSymlinks bounds symlink resolution, like Linux's MAXSYMLINKS.
-const MaxSymlinks = 40
+// MaxSymlinks bounds symlink resolution (fspath.MaxSymlinks).
+const MaxSymlinks = fspath.MaxSymlinks
 
 // Resolve finds the inode at name (an fs.ValidPath), following symlinks in
 // every element but the last, and in the last too if follow is set.
@@ -236,44 +237,19 @@ const MaxSymlinks = 40
 // root and ".." stops at it, so nothing outside the image is ever named.
 // Errors are fs.ErrNotExist, syscall.ENOTDIR and syscall.ELOOP.
 func (t *Tree) Resolve(name string, follow bool) (*Inode, error) {
-	if name == "." {
-		return t.Root, nil
-	}
-	stack := []*Inode{t.Root} // the directories walked so far; the last is current
-	todo := strings.Split(name, "/")
-	hops := 0
-	for len(todo) > 0 {
-		el := todo[0]
-		todo = todo[1:]
-		cur := stack[len(stack)-1]
-		if !cur.IsDir() {
-			return nil, syscall.ENOTDIR
-		}
-		switch el {
-		case "", ".":
-			continue
-		case "..":
-			if len(stack) > 1 {
-				stack = stack[:len(stack)-1]
+	w := fspath.Walker[*Inode]{
+		Root:  t.Root,
+		IsDir: (*Inode).IsDir,
+		Child: func(dir *Inode, name string) (*Inode, error) {
+			if c := dir.Children[name]; c != nil {
+				return c, nil
 			}
-			continue
-		}
-		c := cur.Children[el]
-		if c == nil {
 			return nil, fs.ErrNotExist
-		}
-		if c.Mode&fs.ModeSymlink != 0 && (len(todo) > 0 || follow) {
-			hops++
-			if hops > MaxSymlinks {
-				return nil, syscall.ELOOP
-			}
-			if strings.HasPrefix(c.Target, "/") {
-				stack = stack[:1]
-			}
-			todo = append(strings.Split(c.Target, "/"), todo...)
-			continue
-		}
-		stack = append(stack, c)
+		},
+		Link: func(n *Inode) (string, bool, error) {
+			return n.Target, n.Mode&fs.ModeSymlink != 0, nil
+		},
+		Strict: true,
 	}
-	return stack[len(stack)-1], nil
+	return w.Resolve(name, follow)
 }
