@@ -112,12 +112,21 @@ func TestRuntimeFiles(t *testing.T) {
 	e, _ := plan.Lookup("/etc/resolv.conf")
 	assert.Contains(t, e.Reason, "replacing the image's copy")
 
-	// A file included on purpose (as --add does) is kept.
+	// A file included on purpose is kept.
 	plan, err = Resolve(fsys, Config{Cmd: []string{"/usr/bin/app"}}, WithInclude("/etc/resolv.conf"))
 	require.NoError(t, err)
 	e, ok := plan.Lookup("/etc/resolv.conf")
 	require.True(t, ok)
 	assert.Equal(t, KindFile, e.Kind)
+	assert.Len(t, plan.Generated, 2)
+
+	// So is an added one (--add, an ops config's Files).
+	plan, err = Resolve(fsys, Config{Cmd: []string{"/usr/bin/app"}}, WithAdded(Added{Path: "/etc/hosts", Src: "/host/hosts"}))
+	require.NoError(t, err)
+	e, ok = plan.Lookup("/etc/hosts")
+	require.True(t, ok)
+	assert.Equal(t, KindFile, e.Kind)
+	assert.Equal(t, "added from /host/hosts", e.Reason)
 	assert.Len(t, plan.Generated, 2)
 
 	// Without extras nothing is generated.

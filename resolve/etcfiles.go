@@ -47,8 +47,8 @@ var runtimeFiles = []runtimeFile{
 }
 
 // addRuntimeFiles generates /etc/hostname, /etc/hosts and /etc/resolv.conf.
-// They come after WithInclude (which carries added files): a file the
-// caller included on purpose is kept instead.
+// They come after WithInclude and WithAdded: a file the caller included or
+// added on purpose is kept instead.
 func (s *session) addRuntimeFiles() ([]GeneratedFile, error) {
 	dir, err := s.ensureDir("/etc", "directory for generated files")
 	if err != nil {
@@ -57,7 +57,7 @@ func (s *session) addRuntimeFiles() ([]GeneratedFile, error) {
 	var out []GeneratedFile
 	for _, f := range runtimeFiles {
 		p := path.Join(dir, f.name)
-		if e, ok := s.b.entries[p]; ok && strings.HasPrefix(e.Reason, reasonIncludePrefix) {
+		if e, ok := s.b.entries[p]; ok && (strings.HasPrefix(e.Reason, reasonIncludePrefix) || isAddedReason(e.Reason)) {
 			continue
 		}
 		replaced := false
@@ -74,4 +74,9 @@ func (s *session) addRuntimeFiles() ([]GeneratedFile, error) {
 		out = append(out, GeneratedFile{Path: "/etc/" + f.name, Replaced: replaced})
 	}
 	return out, nil
+}
+
+// isAddedReason tells the reason includeAdded gives an added entry.
+func isAddedReason(r string) bool {
+	return r == "added" || strings.HasPrefix(r, "added from ")
 }
