@@ -7,9 +7,9 @@ BIN      ?= bin/nanofs
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 # System packages the tests use; each test skips with a message when one is absent.
-DEB_PKGS := fuse3 docker-registry debootstrap qemu-system-x86 musl-tools zstd gcc libc6-dev binutils iproute2 tar
+DEB_PKGS := fuse3 docker-registry debootstrap qemu-system-x86 musl-tools zstd gcc libc6-dev binutils iproute2 tar dnsmasq-base
 # What proves each package is installed (same order as DEB_PKGS): a command, or a file.
-DEB_BINS := fusermount3 docker-registry debootstrap qemu-system-x86_64 musl-gcc zstd gcc /usr/include/stdio.h strings tc tar
+DEB_BINS := fusermount3 docker-registry debootstrap qemu-system-x86_64 musl-gcc zstd gcc /usr/include/stdio.h strings tc tar dnsmasq
 # What `make demo` needs: a C compiler for its program, a registry to serve it, QEMU to boot it.
 DEMO_PKGS := gcc libc6-dev docker-registry qemu-system-x86
 DEMO_BINS := gcc /usr/include/stdio.h docker-registry qemu-system-x86_64

@@ -171,3 +171,38 @@ func FuzzShebang(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPasswdHome: any passwd text gives a home or none, never a panic,
+// and a home is always absolute.
+func FuzzPasswdHome(f *testing.F) {
+	f.Add([]byte("root:x:0:0:root:/root:/bin/sh\n"), "root")
+	f.Add([]byte("a:b\n::::::\n#c:x:1:1::/h:/s\n"), "1")
+	f.Add([]byte(strings.Repeat(":", 5000)), "")
+	f.Fuzz(func(t *testing.T, data []byte, user string) {
+		if home, ok := passwdHome(data, user); ok && !strings.HasPrefix(home, "/") {
+			t.Fatalf("home %q is not absolute", home)
+		}
+	})
+}
+
+// FuzzWrapper evaluates arbitrary shell scripts as entrypoint wrappers
+// over an image: a plan or an error, never a panic, and nothing run on the
+// host.
+func FuzzWrapper(f *testing.F) {
+	for _, s := range []string{nodeWrapper, redisWrapper, nginxWrapper, hooksWrapper, httpdWrapper, daemonWrapper, substWrapper, writeWrapper,
+		"#!/bin/sh\nexec\n", "#!/bin/sh\nexec -a x y\n", "#!/bin/sh\nexit 3\n", "#!/bin/sh\n(exec node) &\n", "#!/bin/sh\n$(\n", "#!/bin/sh\nwhich node; exec \"$(which node)\"\n"} {
+		f.Add(s)
+	}
+	fsys := wrapperFS(f)
+	f.Fuzz(func(t *testing.T, script string) {
+		m := fstest.MapFS{}
+		for k, v := range fsys {
+			m[k] = v
+		}
+		m["usr/local/bin/fuzz.sh"] = &fstest.MapFile{Mode: 0o755, Data: []byte("#!/bin/sh\n" + script)}
+		plan, err := Resolve(m, Config{Entrypoint: []string{"/usr/local/bin/fuzz.sh"}, Cmd: []string{"node"}}, WithoutExtras())
+		if err == nil && plan.Program == "" {
+			t.Fatal("a plan without a program")
+		}
+	})
+}

@@ -19,6 +19,7 @@ type options struct {
 	machine      elf.Machine
 	nameservers  []string
 	allowMissing bool
+	hostname     string
 	added        []Added
 }
 
@@ -27,7 +28,7 @@ type options struct {
 var DefaultNameservers = []string{"10.0.2.3"}
 
 func newOptions(opts []Option) options {
-	o := options{extras: true, nameservers: DefaultNameservers}
+	o := options{extras: true, nameservers: DefaultNameservers, hostname: DefaultHostname}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -98,10 +99,17 @@ func WithMachine(m elf.Machine) Option {
 	return func(o *options) { o.machine = m }
 }
 
-// WithNameservers sets the name servers of the /etc/resolv.conf generated
-// for images that have none (default DefaultNameservers).
+// WithNameservers sets the name servers of the generated /etc/resolv.conf
+// (default DefaultNameservers).
 func WithNameservers(addrs ...string) Option {
 	return func(o *options) { o.nameservers = append([]string(nil), addrs...) }
+}
+
+// WithHostname sets the unikernel's host name: HOSTNAME in the
+// environment and the generated /etc/hostname and /etc/hosts (default
+// DefaultHostname).
+func WithHostname(name string) Option {
+	return func(o *options) { o.hostname = name }
 }
 
 // WithAllowMissing records libraries that cannot be found in

@@ -168,10 +168,17 @@ type Plan struct {
 	// Program is the executable the kernel starts (after #! scripts), as
 	// found (it may be a symbolic link); Args its argument vector, Args[0]
 	// the name it was given by.
-	Program    string   `json:"program"`
-	Args       []string `json:"args"`
-	Env        []string `json:"env"`
-	WorkingDir string   `json:"workingDir"`
+	Program string `json:"program"`
+	// ProgramFile is Program's canonical path (no symbolic link in it): what
+	// Linux's /proc/self/exe names, and so what the manifest must name for
+	// the loader's $ORIGIN to be the same as on Linux.
+	ProgramFile string   `json:"programFile,omitempty"`
+	Args        []string `json:"args"`
+	Env         []string `json:"env"`
+	WorkingDir  string   `json:"workingDir"`
+	// Wrapper is the entrypoint wrapper script evaluated at build time (its
+	// final exec gave Program and Args), nil without one.
+	Wrapper *Wrapper `json:"wrapper,omitempty"`
 	// Scripts are the #! scripts on the way to Program, outermost first.
 	Scripts     []string `json:"scripts,omitempty"`
 	Interpreter string   `json:"interpreter,omitempty"` // Program's PT_INTERP
@@ -180,8 +187,14 @@ type Plan struct {
 	Objects     []Object `json:"objects"`        // ELF objects in load order, then the runtime and included ones
 	Entries     []Entry  `json:"entries"`        // sorted by path: parents before children
 	// Missing holds the libraries not found (only WithAllowMissing).
-	Missing  []*MissingLibraryError `json:"missing,omitempty"`
-	Warnings []string               `json:"warnings,omitempty"`
+	Missing []*MissingLibraryError `json:"missing,omitempty"`
+	// Generated are the files a container runtime provides (/etc/hosts,
+	// /etc/hostname, /etc/resolv.conf), made for the unikernel.
+	Generated []GeneratedFile `json:"generated,omitempty"`
+	// Runtimes are the trees the runtime rules added (a Python standard
+	// library, Node packages), with the bytes each added.
+	Runtimes []RuntimeUse `json:"runtimes,omitempty"`
+	Warnings []string     `json:"warnings,omitempty"`
 	// Machine and Class are the program's ELF machine and class; every
 	// library in the plan was checked to match them (as the loader would).
 	// Zero in a plan read back from JSON: unknown.
@@ -271,6 +284,9 @@ func (p *Plan) WriteTree(w io.Writer) error {
 			}
 		}
 	}
+	if w := p.Wrapper; w != nil {
+		fmt.Fprintf(&b, "%s (entrypoint wrapper, evaluated: execs %s)\n", w.Script, strings.Join(w.Exec, " "))
+	}
 	for _, s := range p.Scripts {
 		fmt.Fprintf(&b, "%s (script)\n", s)
 	}
@@ -318,13 +334,16 @@ func (p *Plan) WriteTree(w io.Writer) error {
 		if e.Kind != KindFile && e.Kind != KindGenerated {
 			continue
 		}
-		if objectFiles[e.Path] || strings.HasPrefix(e.Reason, reasonScript) {
+		if objectFiles[e.Path] || strings.HasPrefix(e.Reason, reasonScript) || strings.HasPrefix(e.Reason, reasonRuntimePrefix) {
 			continue
 		}
 		extras = append(extras, fmt.Sprintf("%s (%s)", e.Path, e.Reason))
 	}
 	for _, line := range extras {
 		fmt.Fprintln(&b, line)
+	}
+	for _, r := range p.Runtimes {
+		fmt.Fprintf(&b, "%s/ (%s runtime: %s; %d files, %d bytes)\n", strings.Join(r.Dirs, ", "), r.Rule, r.Reason, r.Files, r.Bytes)
 	}
 	for _, m := range p.Missing {
 		fmt.Fprintf(&b, "missing: %s\n", m.Error())

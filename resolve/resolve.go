@@ -20,6 +20,7 @@ type Config struct {
 	Cmd        []string
 	Env        []string // NAME=VALUE
 	WorkingDir string
+	User       string // name or uid (maybe ":group"): whose HOME the environment gets
 }
 
 // DefaultPath is the PATH a container gets when its image sets none.
@@ -191,9 +192,10 @@ type session struct {
 	muslDirs         []string
 	muslDirsFrom     string
 
-	included []*located // files added with WithInclude
-	missing  []*MissingLibraryError
-	warnings []string
+	included  []*located // files added with WithInclude
+	generated []GeneratedFile
+	missing   []*MissingLibraryError
+	warnings  []string
 }
 
 func (s *session) warnf(format string, a ...any) {
@@ -207,6 +209,9 @@ func (s *session) run(cfg Config, object string) (*Plan, error) {
 		return nil, err
 	}
 	s.env = env
+	if err := s.dockerEnv(cfg.User); err != nil {
+		return nil, err
+	}
 	// Relative to the root, as the runtime takes it, and never above it:
 	// "../../etc" is "/etc".
 	s.cwd = path.Clean("/" + cfg.WorkingDir)
@@ -253,6 +258,11 @@ func (s *session) run(cfg Config, object string) (*Plan, error) {
 	if err := s.loadClosure(plan); err != nil {
 		return nil, err
 	}
+	if s.o.extras {
+		if err := s.addRuntimes(plan); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.includeObjects(); err != nil {
 		return nil, err
 	}
@@ -268,6 +278,7 @@ func (s *session) run(cfg Config, object string) (*Plan, error) {
 		return nil, missingLibraries(s.missing)
 	}
 	plan.Env = s.env
+	plan.Generated = s.generated
 	plan.WorkingDir = s.cwd
 	plan.Missing = s.missing
 	plan.Warnings = s.warnings
@@ -393,6 +404,27 @@ func (s *session) findProgram(plan *Plan, argv []string) error {
 			return err
 		}
 		if isELF(head) {
+			// Docker's shell form (CMD node app.js) runs /bin/sh -c: the
+			// command line is evaluated like a wrapper script.
+			if shells[path.Base(loc.File)] && len(argv) >= 3 && argv[1] == "-c" && plan.Wrapper == nil {
+				name := argv[0]
+				if len(argv) > 3 {
+					name = argv[3]
+				}
+				w, err := s.evalScript(p+" -c", []byte(argv[2]), append([]string{name}, argv[min(len(argv), 4):]...))
+				switch {
+				case err == nil:
+					plan.Wrapper = w
+					reason = fmt.Sprintf("%s (run by the shell command line %q, evaluated at build time)", reasonProgram, argv[2])
+					argv = w.Exec
+					if p, loc, err = s.lookPath(argv[0]); err != nil {
+						return &WrapperError{Script: w.Script, Err: fmt.Errorf("runs %s: %w", argv[0], err)}
+					}
+					continue
+				case !errors.Is(err, errNoExec):
+					return err
+				}
+			}
 			break
 		}
 		interp, arg, ok := parseShebang(head)
@@ -401,6 +433,22 @@ func (s *session) findProgram(plan *Plan, argv []string) error {
 		}
 		if depth == maxScriptDepth {
 			return &ProgramError{Path: p, Err: fmt.Errorf("more than %d levels of #! interpreters", maxScriptDepth)}
+		}
+		if shells[path.Base(interp)] && plan.Wrapper == nil {
+			w, err := s.evalWrapper(p, loc, argv)
+			switch {
+			case err == nil:
+				plan.Wrapper = w
+				reason = fmt.Sprintf("%s (exec'd by the entrypoint wrapper %s, evaluated at build time)", reasonProgram, p)
+				argv = w.Exec
+				if p, loc, err = s.lookPath(argv[0]); err != nil {
+					return &WrapperError{Script: w.Script, Err: fmt.Errorf("execs %s: %w", argv[0], err)}
+				}
+				continue
+			case !errors.Is(err, errNoExec):
+				return err
+			}
+			s.warnf("%s ends without exec'ing a program: it is run by its shell %s, which cannot start other programs in a unikernel", p, interp)
 		}
 		s.b.addLocated(loc, reasonScript+" (run by "+interp+")", "")
 		plan.Scripts = append(plan.Scripts, p)
@@ -466,6 +514,7 @@ func (s *session) setProgram(plan *Plan, p string, loc *located, argv []string, 
 	s.b.addLocated(loc, reason, "")
 	s.register(s.program, info.Soname)
 	plan.Program = p
+	plan.ProgramFile = loc.File
 	plan.Args = argv
 	plan.Machine, plan.Class = info.Machine, info.Class
 	switch {
@@ -573,16 +622,17 @@ func (s *session) nameObject(o *object, name string) {
 
 // Reasons entries carry.
 const (
-	reasonProgram   = "program"
-	reasonScript    = "script"
-	reasonInterp    = "ELF interpreter (PT_INTERP)"
-	reasonLibrary   = "shared library (DT_NEEDED)"
-	reasonPreload   = "preloaded library"
-	reasonDir       = "directory"
-	reasonLink      = "symbolic link"
-	reasonWorkDir   = "working directory"
-	reasonGenerated = "generated"
-	reasonLdCache   = "glibc's library cache: how ld.so finds libraries in ld.so.conf directories"
+	reasonProgram       = "program"
+	reasonScript        = "script"
+	reasonInterp        = "ELF interpreter (PT_INTERP)"
+	reasonLibrary       = "shared library (DT_NEEDED)"
+	reasonPreload       = "preloaded library"
+	reasonDir           = "directory"
+	reasonLink          = "symbolic link"
+	reasonWorkDir       = "working directory"
+	reasonGenerated     = "generated"
+	reasonIncludePrefix = "--include "
+	reasonLdCache       = "glibc's library cache: how ld.so finds libraries in ld.so.conf directories"
 )
 
 // sortedKeys returns a map's keys in order.

@@ -193,9 +193,8 @@ func TestEntrypoint(t *testing.T) {
 			opts: []Option{WithEntry("node")}, program: "/usr/local/bin/node", args: []string{"node"}},
 		{name: "entry with args", cfg: Config{Entrypoint: []string{"docker-entrypoint.sh"}, Cmd: []string{"node"}, Env: []string{nodeEnv}},
 			opts: []Option{WithEntry("node"), WithArgs("/app/hello.js")}, program: "/usr/local/bin/node", args: []string{"node", "/app/hello.js"}},
-		{name: "wrapper script kept without --entry", cfg: Config{Entrypoint: []string{"docker-entrypoint.sh"}, Cmd: []string{"node"}, Env: []string{nodeEnv}},
-			program: "/bin/sh", args: []string{"/bin/sh", "/usr/local/bin/docker-entrypoint.sh", "node"},
-			scripts: []string{"/usr/local/bin/docker-entrypoint.sh"}},
+		{name: "wrapper script evaluated without --entry", cfg: Config{Entrypoint: []string{"docker-entrypoint.sh"}, Cmd: []string{"node"}, Env: []string{nodeEnv}},
+			program: "/usr/local/bin/node", args: []string{"node"}},
 		{name: "PATH skips non-executables and directories", cfg: Config{Cmd: []string{"app"}, Env: []string{"PATH=/usr/local/sbin:/usr/bin:/usr/local/bin"}},
 			program: "/usr/local/bin/app", args: []string{"app"}},
 		{name: "relative PATH entry and working dir", cfg: Config{Cmd: []string{"run"}, Env: []string{"PATH=tools"}, WorkingDir: "/srv"},
@@ -203,17 +202,18 @@ func TestEntrypoint(t *testing.T) {
 		{name: "relative path", cfg: Config{Cmd: []string{"./bin/app"}, WorkingDir: "/opt/app"},
 			program: "/opt/app/bin/app", args: []string{"./bin/app"}},
 		{name: "env override of PATH", cfg: Config{Cmd: []string{"run"}, Env: []string{"PATH=/bin"}}, opts: []Option{WithEnv("PATH=/srv/tools")},
-			program: "/srv/tools/run", args: []string{"run"}, env: []string{"PATH=/srv/tools"}},
+			program: "/srv/tools/run", args: []string{"run"}, env: []string{"PATH=/srv/tools", "HOSTNAME=nanos", "HOME=/root"}},
 		{name: "shebang argument", cfg: Config{Cmd: []string{"/usr/local/bin/with-arg.sh", "z"}},
 			program: "/bin/sh", args: []string{"/bin/sh", "-e", "/usr/local/bin/with-arg.sh", "z"}, scripts: []string{"/usr/local/bin/with-arg.sh"}},
 		{name: "env runs its command directly", cfg: Config{Cmd: []string{"/usr/local/bin/env-plain.js", "a"}},
 			program: "/usr/local/bin/node", args: []string{"node", "/usr/local/bin/env-plain.js", "a"}, scripts: []string{"/usr/local/bin/env-plain.js"}},
 		{name: "env -S and assignments", cfg: Config{Cmd: []string{"/usr/local/bin/env-split.js"}, Env: []string{"A=1"}},
 			program: "/usr/local/bin/node", args: []string{"node", "--harmony", "/usr/local/bin/env-split.js"},
-			scripts: []string{"/usr/local/bin/env-split.js"}, env: []string{"A=1", "NODE_OPTIONS=--x"}},
+			scripts: []string{"/usr/local/bin/env-split.js"}, env: []string{"A=1", "PATH=" + DefaultPath, "HOSTNAME=nanos", "HOME=/root", "NODE_OPTIONS=--x"}},
 		{name: "script run by a script", cfg: Config{Cmd: []string{"/usr/local/bin/nested.sh"}},
+			// The wrapper execs nested.sh again: evaluated once, then left to its shell.
 			program: "/bin/sh", args: []string{"/bin/sh", "/usr/local/bin/docker-entrypoint.sh", "/usr/local/bin/nested.sh"},
-			scripts: []string{"/usr/local/bin/nested.sh", "/usr/local/bin/docker-entrypoint.sh"}},
+			scripts: []string{"/usr/local/bin/nested.sh", "/usr/local/bin/nested.sh", "/usr/local/bin/docker-entrypoint.sh"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nanofs/nanofs/lazy"
+	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/vm"
 	"github.com/nanofs/nanofs/vm/build"
 	"github.com/nanofs/nanofs/vm/content"
@@ -102,9 +103,11 @@ An added path that the image already holds is an error unless --overwrite.`,
 func (o *buildOptions) registerContent(f *pflag.FlagSet) {
 	o.images.register(f)
 	f.StringVar(&o.entry, "entry", "", "program to run instead of the image's entrypoint and command (a name looked up in the image's PATH, or a path)")
+	// ops users type -f/--file (ops pkg from-docker IMAGE -f node).
+	f.StringVarP(&o.entry, "file", "f", "", "the same as --entry, as ops names it")
 	f.StringArrayVarP(&o.env, "env", "e", nil, "environment variable NAME=VALUE over the image's Env (repeatable)")
 	f.StringArrayVar(&o.includes, "include", nil, "also copy the files matching this absolute glob in the image, e.g. a runtime's lib dir (repeatable)")
-	f.StringArrayVar(&o.dns, "dns", nil, "name server for the generated /etc/resolv.conf when the image has none (repeatable)")
+	f.StringArrayVar(&o.dns, "dns", nil, "name server for the generated /etc/resolv.conf, which replaces the image's (repeatable)")
 	f.StringVar(&o.size, "size", "", "disk size, e.g. 512M or 2G (default: as small as the files allow, plus 1 MiB free)")
 	f.StringArrayVar(&o.adds, "add", nil, "copy the local file or directory SRC into the image at DST, SRC[:DST] (default DST: SRC's path relative to the current directory, under /) (repeatable)")
 	f.BoolVar(&o.overwrite, "overwrite", false, "let added files replace the image's files (and directories) at their paths")
@@ -140,6 +143,11 @@ type buildSummary struct {
 	Skipped      []string    `json:"skipped,omitempty"`
 	Warnings     []string    `json:"warnings,omitempty"`
 	Added        []addSource `json:"added,omitempty"` // local files and directories copied in
+	// Wrapper is the entrypoint wrapper evaluated at build time, whose final
+	// exec gave Program and Args.
+	Wrapper   *resolve.Wrapper        `json:"wrapper,omitempty"`
+	Generated []resolve.GeneratedFile `json:"generated,omitempty"` // runtime-provided /etc files
+	Runtimes  []resolve.RuntimeUse    `json:"runtimes,omitempty"`  // what the runtime rules added
 }
 
 // addSource is one local file or directory a build adds.
@@ -187,7 +195,7 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 		Files: res.Files, Entries: len(plan.Entries), PlanBytes: plan.Size(), MinFetch: res.MinFetch, DiskBytes: res.Disk.Size,
 		FetchedBytes: res.Fetched.Bytes, TOCBytes: res.TOCBytes, Requests: res.Fetched.Requests, Seconds: res.Elapsed.Seconds(),
 		Bootable: res.Disk.Bootloader, Kernel: res.Kernel, Skipped: res.Disk.Skipped, Warnings: plan.Warnings,
-		Added: res.Added,
+		Added: res.Added, Wrapper: plan.Wrapper, Generated: plan.Generated, Runtimes: plan.Runtimes,
 	}
 	if o.json {
 		enc := json.NewEncoder(g.stdout)
@@ -232,7 +240,10 @@ func flagError(err error) error {
 	var ce *content.CollisionError
 	var nb *build.NoBootError
 	var slow *lazy.SlowError
+	var we *resolve.WrapperError
 	switch {
+	case errors.As(err, &we):
+		return &rewordedError{msg: err.Error() + " with --entry PROGRAM", err: err}
 	case errors.As(err, &ce):
 		return hint(err, "--overwrite replaces it")
 	case errors.As(err, &nb):

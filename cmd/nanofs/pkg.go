@@ -24,7 +24,7 @@ type pkgOptions struct {
 func newPkgCmd(g *globals) *cobra.Command {
 	var o pkgOptions
 	cmd := &cobra.Command{
-		Use:   "pkg IMAGE",
+		Use:   "pkg [from-docker] IMAGE",
 		Short: "Make an ops package from IMAGE's program and exactly the files it needs, without Docker",
 		Long: `Make an ops package (what "ops pkg from-docker" makes, without a Docker
 daemon, a full pull or running anything) from IMAGE: the same program and
@@ -45,10 +45,23 @@ root), and a top-level link to a directory (usrmerge's /lib -> usr/lib) is
 stored as a directory of links to the target's entries (ops cannot load a
 package with such a link).`,
 		Example: `  nanofs pkg node:16.3.0 --entry node
+  nanofs pkg from-docker node:16.3.0 -f node               # as ops users type it
   ops pkg load -l node_16.3.0 -a hi.js
   nanofs pkg localhost:5000/app:1.2 -o app_1.2.tar.gz`,
-		Args: cobra.ExactArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			// "nanofs pkg from-docker IMAGE", as ops users type it.
+			if len(args) == 2 && args[0] == "from-docker" {
+				return nil
+			}
+			if len(args) == 1 && args[0] == "from-docker" {
+				return errors.New("pkg from-docker: name the IMAGE to package")
+			}
+			return cobra.ExactArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 2 {
+				args = args[1:]
+			}
 			if cmd.Flags().Changed("size") {
 				return errors.New("--size is a disk's size; a package has none")
 			}

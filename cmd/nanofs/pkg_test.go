@@ -61,7 +61,7 @@ func TestPkg(t *testing.T) {
 	files := 0
 	for p, n := range got {
 		switch {
-		case p == "etc/resolv.conf" || n.Mode.IsDir():
+		case runtimeProvided[p] || n.Mode.IsDir():
 		case n.Mode.IsRegular():
 			files++
 			want, ok := extracted[p]
@@ -74,7 +74,7 @@ func TestPkg(t *testing.T) {
 			assert.True(t, strings.HasPrefix(real, sysroot+"/"), "%s leaves sysroot", p)
 		}
 	}
-	assert.Equal(t, sum.Files-1, files, "every file but the generated resolv.conf comes from the image")
+	assert.Equal(t, sum.Files-len(runtimeProvided), files, "every file but the generated /etc files comes from the image")
 
 	x := filepath.Join(dir, "x")
 	require.NoError(t, os.Mkdir(x, 0o755))
@@ -227,4 +227,28 @@ func TestPkgCorruptBlob(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Dir(sum.Installed))
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "no temporary package left")
+}
+
+// TestPkgOpsSpellings: ops users' command lines work as typed:
+// `pkg from-docker IMAGE -f PROGRAM` (main said "unknown shorthand flag: 'f'"),
+// and -f/--file is --entry on build too.
+func TestPkgOpsSpellings(t *testing.T) {
+	reg := testimage.StartInProcessRegistry(t)
+	spec := testimage.DistrolessSpec(t)
+	ref := reg.Push(t, "pkg/ops:1.0", spec.Image(t, testimage.EStargz)).String()
+	program := spec.Config.Entrypoint[0]
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"from-docker", ref, "-f", program},
+		{ref, "--file", program},
+	} {
+		sum := runPkgCLI(t, append(args, "-o", filepath.Join(dir, "p.tar.gz"), "--cache-dir", filepath.Join(dir, "cache"))...)
+		assert.Equal(t, program, sum.Manifest.Program, "%q", args)
+	}
+	bsum := runBuildCLI(t, ref, "-f", program, "--no-bootloader", "-o", filepath.Join(dir, "d.img"), "--cache-dir", filepath.Join(dir, "cache"))
+	assert.Equal(t, program, bsum.Program)
+
+	code, _, stderr := kernelCLI(t, "pkg", "from-docker")
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, stderr, "name the IMAGE")
 }

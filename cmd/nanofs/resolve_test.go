@@ -52,7 +52,7 @@ func TestResolveJSON(t *testing.T) {
 	assert.Equal(t, "/bin/sh", plan.Program)
 	assert.Equal(t, []string{"/bin/sh", fx.ShebangSh, "a1"}, plan.Args)
 	assert.Equal(t, []string{fx.ShebangSh}, plan.Scripts)
-	assert.Equal(t, []string{"PATH=/usr/local/bin:/usr/bin"}, plan.Env)
+	assert.Equal(t, []string{"PATH=/usr/local/bin:/usr/bin", "HOSTNAME=nanos", "HOME=/root"}, plan.Env)
 	kinds := map[string]string{}
 	for _, e := range plan.Entries {
 		kinds[e.Path] = e.Kind

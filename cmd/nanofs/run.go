@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/nanofs/nanofs/vm/build"
@@ -36,6 +35,8 @@ local file or directory by a relative path (hi.js, src/main.py) is copied
 into the image at that path under the program's working directory, where the
 program will look for it (--no-auto-add turns this off); --add copies
 anything else. --config reads an ops config.json, RunConfig included.
+Given DISK, ARGS after -- replace its program's arguments in a temporary
+copy of the disk (the disk itself is not changed).
 
 The VM runs with QEMU: KVM when /dev/kvm is usable, otherwise
 TCG emulation (much slower; a one-line notice says so). The disk is attached
@@ -55,6 +56,7 @@ QEMU's microvm machine. --vmm firecracker boots with Firecracker instead
   nanofs run node:16.3.0 --entry node --add lib:/srv/lib --workdir /srv -- main.js
   nanofs run node:16.3.0 --config config.json             # an ops config
   nanofs run app.img
+  nanofs run node-16.3.0.img -- -e 'console.log(1)'      # the disk's program with other arguments
   nanofs run web.img -p 8080:80
   nanofs run app.img --memory 512M --cpus 2 --accel tcg`,
 		Args: cobra.MinimumNArgs(1),
@@ -97,9 +99,6 @@ func runRun(ctx context.Context, cmd *cobra.Command, g *globals, args []string, 
 	}
 	p := newProgress(g)
 	code, err := build.Run(ctx, target, rest, m, o.build.buildOpts(g, p)...)
-	if errors.Is(err, build.ErrBuiltArgs) {
-		err = fmt.Errorf("%w (rebuild it with -a ARG, or run the image)", err)
-	}
 	if err != nil {
 		return flagError(err)
 	}

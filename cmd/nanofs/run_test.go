@@ -81,7 +81,7 @@ func TestRunRejects(t *testing.T) {
 		{[]string{"run", filepath.Join(dir, "missing.img")}, "no such disk image"},
 		{[]string{"run", dir}, "is a directory, neither a disk image nor an OCI image layout"},
 		{[]string{"run", disk, "extra"}, "after --"},
-		{[]string{"run", disk, "--", "extra"}, "fixed when it was built"},
+		{[]string{"run", disk, "--", "extra"}, "no TFS magic"}, // not a TFS disk
 		{[]string{"run", disk, "-p", "80"}, "HOST:GUEST"},
 		{[]string{"run", disk, "--memory", "lots"}, "memory size"},
 		{[]string{"run", disk}, "not a Nanos disk image"},

@@ -188,7 +188,7 @@ func (o *options) measure(src *Source, res *Result) {
 // resolve takes it.
 func ImageConfig(img *lazy.Image) resolve.Config {
 	c := img.Config()
-	return resolve.Config{Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, WorkingDir: c.WorkingDir}
+	return resolve.Config{Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, WorkingDir: c.WorkingDir, User: c.User}
 }
 
 // loadConfig reads the ops config once and lays it under the options: an
@@ -414,8 +414,22 @@ func (o *options) resolve(src *Source, workdir string, res *Result) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", src.Kind.Ref, err)
 	}
+	if w := plan.Wrapper; w != nil {
+		o.logf("evaluated the entrypoint wrapper %s: it runs %s", w.Script, strings.Join(w.Exec, " "))
+		for _, e := range w.Effects {
+			o.debugf("  wrapper: %s", e)
+		}
+	}
 	for _, w := range plan.Warnings {
 		o.logf("warning: %s", w)
+	}
+	for _, r := range plan.Runtimes {
+		o.logf("%s runtime: added %s (%d files, %s)", r.Rule, r.Reason, r.Files, vm.ByteCount(r.Bytes))
+	}
+	for _, f := range plan.Generated {
+		if f.Replaced {
+			o.logf("generated %s, replacing the image's copy (as a container runtime does)", f.Path)
+		}
 	}
 	res.Plan, res.Manifest = plan, disk.ManifestFromPlan(plan)
 	if o.config != nil && len(o.config.Manifest) > 0 {

@@ -15,6 +15,7 @@ import (
 	"github.com/nanofs/nanofs/internal/testimage"
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/resolve"
+	"github.com/nanofs/nanofs/tfs"
 	"github.com/nanofs/nanofs/vm"
 	"github.com/nanofs/nanofs/vm/kernel"
 	"github.com/nanofs/nanofs/vm/opsconfig"
@@ -205,4 +206,41 @@ func TestDefaultDiskName(t *testing.T) {
 	} {
 		assert.Equal(t, want, DefaultDiskName(ref), ref)
 	}
+}
+
+// TestDiskWithArguments: a built disk given arguments boots a copy whose
+// root has the program's name and those arguments; the disk itself is
+// untouched, and a file that is no TFS disk says so.
+func TestDiskWithArguments(t *testing.T) {
+	fx := testimage.CFixtures(t)
+	reg := testimage.StartInProcessRegistry(t)
+	ref := reg.Push(t, "build/args:1", testimage.FixturesSpec(t).Image(t, testimage.EStargz)).String()
+	out := filepath.Join(t.TempDir(), "a.img")
+	_, err := Build(context.Background(), ref, WithEntry(fx.Dynamic), WithArgs("a1"), WithoutBootloader(),
+		WithOutput(out), WithImageOptions(lazy.WithCacheDir(t.TempDir())), WithHostDir(t.TempDir()))
+	require.NoError(t, err)
+	before, err := os.ReadFile(out)
+	require.NoError(t, err)
+
+	cp, cleanup, err := DiskWithArguments(out, []string{"x", "y"})
+	require.NoError(t, err)
+	f, err := os.Open(cp)
+	require.NoError(t, err)
+	st, err := f.Stat()
+	require.NoError(t, err)
+	fsys, err := tfs.Open(f, st.Size())
+	require.NoError(t, err)
+	assert.Equal(t, tfs.Strings(fx.Dynamic, "x", "y"), fsys.Manifest()["arguments"])
+	f.Close()
+	cleanup()
+	_, err = os.Stat(cp)
+	assert.ErrorIs(t, err, os.ErrNotExist, "cleanup removes the copy")
+	after, err := os.ReadFile(out)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(before, after), "the disk is unchanged")
+
+	junk := filepath.Join(t.TempDir(), "junk.img")
+	require.NoError(t, os.WriteFile(junk, make([]byte, 1024), 0o644))
+	_, _, err = DiskWithArguments(junk, []string{"x"})
+	assert.ErrorContains(t, err, "no TFS magic")
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/nanofs/nanofs/lazy"
+	"github.com/nanofs/nanofs/tfs"
 	"github.com/nanofs/nanofs/vm/kernel"
 	"github.com/nanofs/nanofs/vm/launch"
 	"github.com/nanofs/nanofs/vm/opsconfig"
@@ -95,14 +96,11 @@ func (m *Machine) runOptions() ([]launch.RunOption, error) {
 	return opts, nil
 }
 
-// ErrBuiltArgs: a built disk was given program arguments; they were fixed
-// when it was built.
-var ErrBuiltArgs = errors.New("is a built disk: its program arguments were fixed when it was built")
-
 // Run boots target and returns the guest's exit code. A Nanos disk image
-// boots as it is (args must be empty); anything Build takes is built
-// first, with args as the program's arguments, into a temporary disk
-// removed when the VM stops.
+// boots as it is, or, given args, as a temporary copy whose program runs
+// with args instead (DiskWithArguments; the disk itself is untouched);
+// anything Build takes is built first, with args as the program's
+// arguments, into a temporary disk removed when the VM stops.
 func Run(ctx context.Context, target string, args []string, m Machine, opts ...Option) (int, error) {
 	o := newOptions(opts)
 	if err := o.loadConfig(); err != nil {
@@ -139,7 +137,7 @@ func (o *options) runTarget(ctx context.Context, target string, args []string, m
 		return "", nil, err
 	case src.Kind == lazy.KindDisk:
 		if len(args) > 0 {
-			return "", nil, fmt.Errorf("%s %w", target, ErrBuiltArgs)
+			return DiskWithArguments(target, args)
 		}
 		return target, nil, nil
 	case src.Kind == lazy.KindDirectory && o.entry == "":
@@ -167,4 +165,61 @@ func (o *options) runTarget(ctx context.Context, target string, args []string, m
 // Build.
 func (o *options) asOption() Option {
 	return func(dst *options) { *dst = *o }
+}
+
+// DiskWithArguments copies disk to a temporary file whose log has one more
+// record: the root's arguments, the program's name followed by args (as
+// `docker run IMAGE ARGS` replaces the command). The disk itself is never
+// changed. cleanup removes the copy.
+func DiskWithArguments(disk string, args []string) (copy string, cleanup func(), err error) {
+	src, err := os.Open(disk)
+	if err != nil {
+		return "", nil, err
+	}
+	defer src.Close()
+	st, err := src.Stat()
+	if err != nil {
+		return "", nil, err
+	}
+	fsys, err := tfs.Open(src, st.Size())
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", disk, err)
+	}
+	m := fsys.Manifest()
+	var argv0 string
+	if v, ok := m["arguments"].(tfs.Vector); ok && len(v) > 0 {
+		if s, ok := v[0].(tfs.String); ok {
+			argv0 = string(s)
+		}
+	}
+	if argv0 == "" {
+		p, ok := m["program"].(tfs.String)
+		if !ok {
+			return "", nil, fmt.Errorf("%s: the disk names no program", disk)
+		}
+		argv0 = string(p)
+	}
+	dir, err := os.MkdirTemp("", "nanofs-run-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	out := filepath.Join(dir, filepath.Base(disk))
+	dst, err := os.Create(out)
+	if err == nil {
+		_, err = io.Copy(dst, src)
+	}
+	if err == nil {
+		err = tfs.UpdateRoot(dst, st.Size(), tfs.Tuple{"arguments": tfs.Strings(append([]string{argv0}, args...)...)})
+	}
+	if dst != nil {
+		if cerr := dst.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("%s with new arguments: %w", disk, err)
+	}
+	return out, cleanup, nil
 }

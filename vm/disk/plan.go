@@ -16,12 +16,19 @@ import (
 	"github.com/nanofs/nanofs/tfs"
 )
 
-// ManifestFromPlan is the manifest a plan asks for: its program, argument
+// ManifestFromPlan is the manifest a plan asks for: its program (by its
+// canonical path), argument
 // vector, environment (NAME=VALUE; entries without "=" are left out) and
 // working directory. Change it and pass it with WithManifest to WriteDisk
 // to add keys.
 func ManifestFromPlan(p *resolve.Plan) Manifest {
 	m := Manifest{Program: p.Program, Arguments: p.Args, Cwd: p.WorkingDir}
+	if p.ProgramFile != "" {
+		// Nanos makes /proc/self/exe a link to the program as named; glibc
+		// takes $ORIGIN from it without resolving links, so it must be the
+		// canonical path Linux gives (java's RUNPATH $ORIGIN/../lib).
+		m.Program = p.ProgramFile
+	}
 	if m.Cwd == "/" {
 		m.Cwd = ""
 	}
