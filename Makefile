@@ -94,9 +94,10 @@ demo: demo-deps build
 	set -o pipefail; NANOFS_BIN=$(abspath $(BIN)) $(GO) test -json -count=1 -run '^TestDemo$$' ./internal/demo 2>&1 | \
 	  $(GO) run ./internal/testsummary -v -strict -log demo.log
 
-# The README's quick start: a Debian-based node image built locally (debootstrap, apt), served
-# from a local registry, and `nanofs run IMAGE --entry node -- hi.js` with hi.js from a fresh
-# directory (booted when NANOFS_KERNEL and NANOFS_BOOT name a Nanos kernel).
+# The README's quick start as written, `nanofs run node:16.3.0 -- hi.js` with hi.js from a fresh
+# directory: an image of node:16.3.0's shape built locally (debootstrap, Node's official build
+# from npm) and served as library/node:16.3.0 by a local registry that NANOFS_REGISTRY_MIRROR
+# names (booted when NANOFS_KERNEL and NANOFS_BOOT name a Nanos kernel).
 demo-node: deps build
 	set -o pipefail; NANOFS_BIN=$(abspath $(BIN)) $(GO) test -json -count=1 -timeout 30m -run '^TestDemoNode$$' ./internal/demo 2>&1 | \
 	  $(GO) run ./internal/testsummary -v -strict -log demo.log

@@ -92,6 +92,23 @@ func looksLikePath(ref string) bool {
 	return strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, ".")
 }
 
+// mirrored is ref as fetched from mirror when ref is on Docker Hub: the
+// same repository path (library/node) and tag or digest on the mirror.
+func mirrored(ref name.Reference, mirror string, nopts []name.Option) (name.Reference, error) {
+	if mirror == "" || ref.Context().RegistryStr() != name.DefaultRegistry {
+		return ref, nil
+	}
+	sep := ":"
+	if _, ok := ref.(name.Digest); ok {
+		sep = "@"
+	}
+	m, err := name.ParseReference(mirror+"/"+ref.Context().RepositoryStr()+sep+ref.Identifier(), nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("registry mirror %q: %w", mirror, err)
+	}
+	return m, nil
+}
+
 func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Store, cfgStats *counter) (*resolved, error) {
 	var nopts []name.Option
 	if o.insecure {
@@ -100,6 +117,9 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 	ref, err := name.ParseReference(refStr, nopts...)
 	if err != nil {
 		return nil, fmt.Errorf("%q is not a local OCI layout directory or docker-save tarball, nor an image reference: %w", refStr, err)
+	}
+	if ref, err = mirrored(ref, o.mirror, nopts); err != nil {
+		return nil, err
 	}
 	repo := ref.Context()
 	base := o.transport

@@ -27,6 +27,7 @@ type options struct {
 	userAgent        string
 	progress         func(Stats)
 	expansion        expansionLimit
+	mirror           string // registry host serving Docker Hub's repositories
 }
 
 func defaultOptions() options {
@@ -63,6 +64,13 @@ func PlatformOf(opts ...Option) v1.Platform {
 // not verify. Registries on localhost and loopback addresses are reached
 // over plain HTTP without it.
 func WithInsecure() Option { return func(o *options) { o.insecure = true } }
+
+// WithRegistryMirror fetches Docker Hub references (node:16.3.0 is
+// index.docker.io/library/node:16.3.0) from the registry at host instead,
+// as the Docker daemon's registry-mirrors setting does: a pull-through
+// cache, or a registry holding copies. Other registries are not affected;
+// the reference keeps its name (output names, messages).
+func WithRegistryMirror(host string) Option { return func(o *options) { o.mirror = host } }
 
 // WithCacheDir puts the content cache in dir instead of
 // os.UserCacheDir()/nanofs ($XDG_CACHE_HOME/nanofs, ~/.cache/nanofs).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/pflag"
@@ -22,11 +23,16 @@ type imageFlags struct {
 	minRate  string
 	maxExp   int64
 	maxLayer string
+	mirror   string
 }
+
+// envRegistryMirror names the default of --registry-mirror.
+const envRegistryMirror = "NANOFS_REGISTRY_MIRROR"
 
 func (f *imageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.platform, "platform", "", "os/arch[/variant] to pick from a multi-platform image (default linux/<host architecture>)")
 	fs.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and TLS certificates that do not verify (localhost registries need no flag)")
+	fs.StringVar(&f.mirror, "registry-mirror", os.Getenv(envRegistryMirror), "registry HOST[:PORT] to fetch Docker Hub images from, as Docker's registry-mirrors (default $"+envRegistryMirror+")")
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "content cache directory (default $XDG_CACHE_HOME/nanofs, i.e. ~/.cache/nanofs)")
 	fs.Int64Var(&f.maxExp, "max-expansion", lazy.DefaultMaxExpansion, "most times its compressed size a gzip or zstd layer may expand to (plus 64 MiB)")
 	fs.StringVar(&f.maxLayer, "max-layer-size", "32G", "most bytes one layer may expand to, whatever its compressed size")
@@ -90,6 +96,9 @@ func (f *imageFlags) lazyOptions() []lazy.Option {
 	}
 	if f.cacheDir != "" {
 		opts = append(opts, lazy.WithCacheDir(f.cacheDir))
+	}
+	if f.mirror != "" {
+		opts = append(opts, lazy.WithRegistryMirror(f.mirror))
 	}
 	bounds, _ := f.boundOptions()
 	opts = append(opts, bounds...)
