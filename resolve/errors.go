@@ -9,7 +9,7 @@ import (
 
 // ErrNoEntrypoint is returned when neither the image config nor the
 // options name a program.
-var ErrNoEntrypoint = errors.New("the image names no program (no Entrypoint or Cmd): name one with --entry")
+var ErrNoEntrypoint = errors.New("the image names no program (no Entrypoint or Cmd)")
 
 // MissingLibraryError is a library the loader would not find.
 type MissingLibraryError struct {
@@ -30,9 +30,25 @@ func (e *MissingLibraryError) Error() string {
 	if len(e.Rejected) > 0 {
 		fmt.Fprintf(&b, "; rejected %s", strings.Join(e.Rejected, "; "))
 	}
-	b.WriteString("; if the program finds it by other means (a wrapper script setting LD_LIBRARY_PATH), set that variable with --env or add the file with --include GLOB")
 	return b.String()
 }
+
+// IncludeError is an include pattern (WithInclude) that cannot be used.
+type IncludeError struct {
+	Pattern string
+	Err     error
+}
+
+// ErrNoMatch is an include pattern that matches nothing.
+var ErrNoMatch = errors.New("matches nothing in the image")
+
+func (e *IncludeError) Error() string {
+	if errors.Is(e.Err, ErrNoMatch) {
+		return fmt.Sprintf("include %s %v", e.Pattern, e.Err)
+	}
+	return fmt.Sprintf("include %s: %v", e.Pattern, e.Err)
+}
+func (e *IncludeError) Unwrap() error { return e.Err }
 
 // maxListed is how many items of a long list an error message shows.
 const maxListed = 20

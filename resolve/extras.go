@@ -1,6 +1,7 @@
 package resolve
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -310,14 +311,14 @@ func (s *session) includeFiles() error {
 	for _, pat := range s.o.includes {
 		pat = path.Clean(pat)
 		if !strings.HasPrefix(pat, "/") {
-			return fmt.Errorf("--include %s: not an absolute path in the image", pat)
+			return &IncludeError{Pattern: pat, Err: errors.New("not an absolute path in the image")}
 		}
 		matches, err := s.r.root.glob(pat)
 		if err != nil {
-			return fmt.Errorf("--include %s: %w", pat, err)
+			return &IncludeError{Pattern: pat, Err: err}
 		}
 		if len(matches) == 0 {
-			return fmt.Errorf("--include %s matches nothing in the image", pat)
+			return &IncludeError{Pattern: pat, Err: ErrNoMatch}
 		}
 		reason := reasonIncludePrefix + pat
 		for _, m := range matches {
@@ -408,7 +409,7 @@ func labelAdded(entries []Entry, added []Added) {
 func (s *session) includeTree(dir, reason string) error {
 	return fs.WalkDir(s.r.root.fsys, fsName(dir), func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return fmt.Errorf("--include: %w", err)
+			return &IncludeError{Pattern: dir, Err: err}
 		}
 		p := "/" + name
 		if name == "." {

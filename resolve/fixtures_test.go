@@ -159,7 +159,7 @@ func TestFixturesDecoyRejected(t *testing.T) {
 	require.NotEmpty(t, miss.Rejected)
 	assert.Contains(t, miss.Rejected[0], "lib32/libprivate.so: 32-bit ELF, want 64-bit")
 	assert.Contains(t, miss.Searched[0], "/opt/app/bin/../lib32 (RPATH of "+fx.DecoyUser+")")
-	assert.Contains(t, err.Error(), "--include")
+	assert.NotContains(t, err.Error(), "--", "a library's error names no CLI flag: the CLI adds the --env/--include hint")
 	assert.Contains(t, err.Error(), "/usr/lib (default)")
 }
 
@@ -186,7 +186,9 @@ func TestFixturesDlopenInclude(t *testing.T) {
 	assert.Equal(t, []Role{RoleIncluded}, roles)
 
 	_, err = Resolve(fsys, Config{Entrypoint: []string{fx.Dlopen}}, WithInclude("/opt/nothing/*"))
-	assert.ErrorContains(t, err, "--include /opt/nothing/* matches nothing")
+	assert.ErrorContains(t, err, "include /opt/nothing/* matches nothing")
+	var ie *IncludeError
+	assert.ErrorAs(t, err, &ie, "a typed error the CLI words as --include")
 }
 
 func TestFixturesArch(t *testing.T) {

@@ -10,6 +10,7 @@ const (
 	OptionWorkdir = "workdir" // the program's working directory
 	OptionSize    = "size"    // the disk size
 	OptionAccel   = "accel"   // the VM's accelerator
+	OptionVMM     = "vmm"     // the virtual machine monitor
 )
 
 // OptionError is a bad value of an option the caller set. Its message

@@ -214,7 +214,7 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 // flagHints says the library's errors in the words of the flags.
 var flagHints = map[string]string{
 	vm.OptionAdd: "--add", vm.OptionConfig: "--config", vm.OptionWorkdir: "--workdir", vm.OptionSize: "--size",
-	vm.OptionAccel: "--accel",
+	vm.OptionAccel: "--accel", vm.OptionVMM: "--vmm",
 }
 
 // flagError maps the library's typed errors to messages that name the
@@ -241,7 +241,21 @@ func flagError(err error) error {
 	var nb *build.NoBootError
 	var slow *lazy.SlowError
 	var we *resolve.WrapperError
+	var ie *resolve.IncludeError
+	var ml *resolve.MissingLibraryError
+	if oe != nil && oe.Option == vm.OptionVMM {
+		err = hint(err, "use --vmm qemu")
+	}
+	if strings.Contains(err.Error(), kernel.FilesAsOptions) {
+		err = replaceMessage(err, kernel.FilesAsOptions, "(or pass --kernel and --boot)")
+	}
 	switch {
+	case errors.As(err, &ie):
+		return replaceMessage(err, ie.Error(), "--"+ie.Error())
+	case errors.Is(err, resolve.ErrNoEntrypoint):
+		return replaceMessage(err, resolve.ErrNoEntrypoint.Error(), resolve.ErrNoEntrypoint.Error()+": name one with --entry")
+	case errors.As(err, &ml):
+		return hint(err, "if the program finds it by other means (a wrapper script setting LD_LIBRARY_PATH), set that variable with --env or add the file with --include GLOB")
 	case errors.As(err, &we):
 		return &rewordedError{msg: err.Error() + " with --entry PROGRAM", err: err}
 	case errors.As(err, &ce):

@@ -229,7 +229,7 @@ func TestFetchWithoutNetwork(t *testing.T) {
 			_, err := Fetch(context.Background(), append(opts, WithCacheDir(cache), WithArch("amd64"))...)
 			require.Error(t, err)
 			assert.Less(t, time.Since(start), 10*time.Second)
-			for _, hint := range []string{EnvKernel, EnvBoot, "--kernel", "--boot", "ops"} {
+			for _, hint := range []string{EnvKernel, EnvBoot, FilesAsOptions, "ops"} {
 				assert.Contains(t, err.Error(), hint)
 			}
 			assertEmptyDir(t, cache)

@@ -221,10 +221,15 @@ func (c *kernelConfig) howToSupply() string {
 	return "run `nanofs kernel fetch` (needs internet access), or " + c.supplyFiles()
 }
 
+// FilesAsOptions is where the instructions in this package's errors say
+// that the caller can name the files itself; a CLI replaces it with its
+// flags.
+const FilesAsOptions = "(or give the two files as options)"
+
 // supplyFiles says how to provide the files without downloading them.
 func (c *kernelConfig) supplyFiles() string {
-	return fmt.Sprintf("set %s=/path/to/kernel.img and %s=/path/to/boot.img (or pass --kernel and --boot), or copy an ops install's release directory (e.g. ~/.ops/<version>/ with kernel.img and boot.img) to %s",
-		EnvKernel, EnvBoot, filepath.Join(c.cacheDir, "<version>"))
+	return fmt.Sprintf("set %s=/path/to/kernel.img and %s=/path/to/boot.img %s, or copy an ops install's release directory (e.g. ~/.ops/<version>/ with kernel.img and boot.img) to %s",
+		EnvKernel, EnvBoot, FilesAsOptions, filepath.Join(c.cacheDir, "<version>"))
 }
 
 // releaseDir returns the kernel found in dir if it holds img.

@@ -97,7 +97,7 @@ func TestFindKernelErrors(t *testing.T) {
 
 	_, err := FindKernel(empty...)
 	require.ErrorIs(t, err, ErrNoKernel)
-	for _, hint := range []string{"nanofs kernel fetch", EnvKernel, EnvBoot, "--kernel", "--boot", "ops"} {
+	for _, hint := range []string{"nanofs kernel fetch", EnvKernel, EnvBoot, FilesAsOptions, "ops"} {
 		assert.Contains(t, err.Error(), hint)
 	}
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nanofs/nanofs/vm"
 	"io"
 	"os"
 	"os/exec"
@@ -24,13 +25,13 @@ func (l *Launch) firecracker() error {
 		return l.notInstalled(err)
 	}
 	if c.accel == AccelTCG {
-		return errors.New("firecracker runs only on KVM: use --vmm qemu for TCG")
+		return notForFirecracker(errors.New("firecracker runs only on KVM; QEMU runs under TCG too"))
 	}
 	if err := kvmUsable(c.kvmDevice, c.cpuinfo); err != nil {
-		return fmt.Errorf("firecracker needs KVM, but %s is not usable (%w): use --vmm qemu", c.kvmDevice, err)
+		return notForFirecracker(fmt.Errorf("firecracker needs KVM, but %s is not usable (%w)", c.kvmDevice, err))
 	}
 	if len(c.ports) > 0 {
-		return errors.New("port forwarding needs QEMU's user networking; firecracker only attaches tap devices: use --vmm qemu")
+		return notForFirecracker(errors.New("port forwarding needs QEMU's user networking; firecracker only attaches tap devices"))
 	}
 	cfg := map[string]any{
 		"boot-source": map[string]any{"kernel_image_path": l.Kernel, "boot_args": ""},
@@ -95,4 +96,10 @@ func copyFile(dst, src string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// notForFirecracker is what Firecracker cannot do here, as an error about
+// the monitor chosen: QEMU can.
+func notForFirecracker(err error) error {
+	return &vm.OptionError{Option: vm.OptionVMM, Value: string(Firecracker), Err: err}
 }

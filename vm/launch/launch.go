@@ -495,7 +495,7 @@ func (l *Launch) Run(ctx context.Context) (int, error) {
 func (l *Launch) notInstalled(err error) error {
 	switch l.VMM {
 	case Firecracker:
-		return fmt.Errorf("firecracker is not installed (%w): install a release from github.com/firecracker-microvm/firecracker and put `firecracker` in PATH, or use --vmm qemu", err)
+		return notForFirecracker(fmt.Errorf("firecracker is not installed (%w): install a release from github.com/firecracker-microvm/firecracker and put `firecracker` in PATH", err))
 	default:
 		return fmt.Errorf("QEMU is not installed (%w): install it (Debian/Ubuntu: apt-get install qemu-system-x86)", err)
 	}

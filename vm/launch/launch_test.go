@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanofs/nanofs/vm"
 	"github.com/nanofs/nanofs/vm/disk"
 	vmdisk "github.com/nanofs/nanofs/vm/disk"
 	"github.com/nanofs/nanofs/vm/kernel"
@@ -171,7 +172,9 @@ func TestNewLaunchFirecracker(t *testing.T) {
 
 	_, err := NewLaunch(bios, WithVMM(Firecracker), WithBootKernel(k), noKVM, WithBinary("nanofs-test-no-such-firecracker"))
 	require.ErrorContains(t, err, "firecracker is not installed")
-	require.ErrorContains(t, err, "--vmm qemu")
+	var oe *vm.OptionError
+	require.ErrorAs(t, err, &oe, "an error about the monitor chosen, which the CLI words as --vmm")
+	assert.Equal(t, vm.OptionVMM, oe.Option)
 	_, err = NewLaunch(bios, WithVMM(Firecracker), WithBootKernel(k), fc, noKVM)
 	require.ErrorContains(t, err, "firecracker needs KVM")
 	_, err = NewLaunch(bios, WithVMM(Firecracker), WithBootKernel(k), fc, withKVMDevice(fakeKVM), WithPorts(PortForward{Host: 1, Guest: 1}))
