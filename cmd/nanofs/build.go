@@ -13,6 +13,7 @@ import (
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/artifact"
 	"github.com/nanofs/nanofs/vm/build"
 	"github.com/nanofs/nanofs/vm/content"
 	"github.com/nanofs/nanofs/vm/kernel"
@@ -42,6 +43,11 @@ type buildOptions struct {
 	noAutoAdd bool
 	workdir   string
 	config    string
+
+	// The registry as the store of built disks.
+	push    string // --push REF
+	reuse   bool   // --reuse
+	noReuse bool   // --no-reuse
 }
 
 func newBuildCmd(g *globals) *cobra.Command {
@@ -94,6 +100,7 @@ An added path that the image already holds is an error unless --overwrite.`,
 	o.registerBoot(f)
 	f.BoolVar(&o.noBootloader, "no-bootloader", false, "write only the root filesystem behind a partition table, for direct kernel boot")
 	f.BoolVar(&o.json, "json", false, "print the summary as JSON on stdout")
+	f.StringVar(&o.push, "push", "", "push the disk to the registry as an OCI artifact at REF (REPO[:TAG]) referring to IMAGE; reuses a matching artifact unless --no-reuse")
 	cmd.MarkFlagsMutuallyExclusive("no-bootloader", "boot")
 	return cmd
 }
@@ -114,6 +121,8 @@ func (o *buildOptions) registerContent(f *pflag.FlagSet) {
 	f.BoolVar(&o.noAutoAdd, "no-auto-add", false, "do not add the local files that arguments of the program name")
 	f.StringVar(&o.workdir, "workdir", "", "working directory of the program in the unikernel, replacing the image's WorkingDir")
 	f.StringVar(&o.config, "config", "", "read an ops config.json (Args, Env, Files, Dirs, MapDirs, Klibs, RunConfig, ...); flags override it")
+	f.BoolVar(&o.reuse, "reuse", false, "fetch a disk pushed earlier from the same inputs (among IMAGE's referrers) instead of building (the default with --push)")
+	f.BoolVar(&o.noReuse, "no-reuse", false, "build even when a matching artifact was pushed before")
 }
 
 // registerBoot adds the bootloader flags (--kernel is the caller's: `run`
@@ -148,6 +157,11 @@ type buildSummary struct {
 	Wrapper   *resolve.Wrapper        `json:"wrapper,omitempty"`
 	Generated []resolve.GeneratedFile `json:"generated,omitempty"` // runtime-provided /etc files
 	Runtimes  []resolve.RuntimeUse    `json:"runtimes,omitempty"`  // what the runtime rules added
+
+	// The registry as the store of built disks (--push, --reuse).
+	Inputs string `json:"inputs_digest,omitempty"` // the build-inputs digest
+	Reused string `json:"reused,omitempty"`        // the artifact fetched instead of building
+	Pushed string `json:"pushed,omitempty"`        // the artifact pushed, REPO@DIGEST
 }
 
 // addSource is one local file or directory a build adds.
@@ -173,6 +187,13 @@ func (o *buildOptions) buildOpts(g *globals, p *progress) []build.Option {
 	if o.noBootloader {
 		opts = append(opts, build.WithoutBootloader())
 	}
+	if o.push != "" {
+		opts = append(opts, build.WithPush(o.push))
+	}
+	opts = append(opts, build.WithReuse((o.reuse || o.push != "") && !o.noReuse), build.WithToolVersion(version))
+	if o.images.insecure {
+		opts = append(opts, build.WithRegistryOptions(artifact.WithInsecure()))
+	}
 	return opts
 }
 
@@ -189,18 +210,15 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 		}
 		return err
 	}
-	plan := res.Plan
-	sum := buildSummary{
-		Output: res.Output, Image: res.Image, Program: plan.Program, Args: plan.Args,
-		Files: res.Files, Entries: len(plan.Entries), PlanBytes: plan.Size(), MinFetch: res.MinFetch, DiskBytes: res.Disk.Size,
-		FetchedBytes: res.Fetched.Bytes, TOCBytes: res.TOCBytes, Requests: res.Fetched.Requests, Seconds: res.Elapsed.Seconds(),
-		Bootable: res.Disk.Bootloader, Kernel: res.Kernel, Skipped: res.Disk.Skipped, Warnings: plan.Warnings,
-		Added: res.Added, Wrapper: plan.Wrapper, Generated: plan.Generated, Runtimes: plan.Runtimes,
-	}
+	sum := summarize(res)
 	if o.json {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(sum)
+	}
+	if sum.Reused != "" {
+		g.logf("wrote %s: %s fetched from %s (built before from the same inputs), %.1fs", sum.Output, byteCount(sum.DiskBytes), sum.Reused, sum.Seconds)
+		return nil
 	}
 	reportFetched(g, res.Fetched)
 	g.logf("wrote %s: %s (%d files, %s of them), fetched %s in %d requests, %.1fs",
@@ -209,6 +227,38 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 		g.logf("no bootloader: boot it directly with a kernel (nanofs run --kernel kernel.img %s)", sum.Output)
 	}
 	return nil
+}
+
+// summarize is a build's summary; a reused disk's says only what the
+// artifact says.
+func summarize(res *build.Result) buildSummary {
+	var sum buildSummary
+	if p := res.Published; p != nil {
+		sum.Inputs, sum.Reused = p.Inputs, p.Reused
+		if p.Pushed != nil {
+			sum.Pushed = p.Pushed.Ref
+		}
+	}
+	plan := res.Plan
+	if plan == nil { // reused
+		sum.Output, sum.Image, sum.FetchedBytes, sum.DiskBytes, sum.Seconds = res.Output, res.Image, res.Fetched.Bytes, res.Fetched.Bytes, res.Elapsed.Seconds()
+		sum.Kernel, sum.Bootable = res.Kernel, res.Kernel != ""
+		if n := res.Published.Notes; n != nil {
+			sum.Program = n[artifact.AnnotationProgram]
+			json.Unmarshal([]byte(n[artifact.AnnotationArguments]), &sum.Args) //nolint:errcheck // an annotation, informative only
+		}
+		return sum
+	}
+	inputs, reused, pushed := sum.Inputs, sum.Reused, sum.Pushed
+	sum = buildSummary{
+		Output: res.Output, Image: res.Image, Program: plan.Program, Args: plan.Args,
+		Files: res.Files, Entries: len(plan.Entries), PlanBytes: plan.Size(), MinFetch: res.MinFetch, DiskBytes: res.Disk.Size,
+		FetchedBytes: res.Fetched.Bytes, TOCBytes: res.TOCBytes, Requests: res.Fetched.Requests, Seconds: res.Elapsed.Seconds(),
+		Bootable: res.Disk.Bootloader, Kernel: res.Kernel, Skipped: res.Disk.Skipped, Warnings: plan.Warnings,
+		Added: res.Added, Wrapper: plan.Wrapper, Generated: plan.Generated, Runtimes: plan.Runtimes,
+		Inputs: inputs, Reused: reused, Pushed: pushed,
+	}
+	return sum
 }
 
 // flagHints says the library's errors in the words of the flags.

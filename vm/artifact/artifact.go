@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -301,7 +300,9 @@ func newImage(p Push) (v1.Image, int64, error) {
 		total += l.size
 		m.Layers = append(m.Layers, v1.Descriptor{
 			MediaType: f.MediaType, Digest: l.digest, Size: l.size,
-			Annotations: map[string]string{annotationTitle: filepath.Base(f.Path)},
+			// Not the file's own name: the same disk pushed from
+			// anywhere gives the same manifest.
+			Annotations: map[string]string{annotationTitle: title[f.MediaType]},
 		})
 	}
 	if len(m.Layers) == 0 {
@@ -315,6 +316,8 @@ func newImage(p Push) (v1.Image, int64, error) {
 	img, err := partial.CompressedToImage(a)
 	return img, total, err
 }
+
+var title = map[types.MediaType]string{DiskMediaType: "disk.img", PackageMediaType: "package.tar.gz"}
 
 // image is an artifact as partial.CompressedImageCore.
 type image struct {
