@@ -48,12 +48,13 @@ type buildOptions struct {
 	push    string // --push REF
 	reuse   bool   // --reuse
 	noReuse bool   // --no-reuse
+	batch   batchFlags
 }
 
 func newBuildCmd(g *globals) *cobra.Command {
 	var o buildOptions
 	cmd := &cobra.Command{
-		Use:   "build [IMAGE]",
+		Use:   "build [IMAGE...]",
 		Short: "Build a bootable Nanos disk image from IMAGE's program and exactly the files it needs",
 		Long: `Build a Nanos disk image from IMAGE (a registry reference, an OCI layout
 directory or a docker-save tarball). nanofs finds the program (the image's
@@ -77,14 +78,35 @@ Local files join the image's: --add SRC[:DST] copies a file or directory in
 argument (-a) that names a local file by a relative path is copied to that
 path under the program's working directory, and --config reads an ops
 config.json (Files, Dirs, MapDirs, Args, Env, Klibs, ManifestPassthrough...).
-An added path that the image already holds is an error unless --overwrite.`,
+An added path that the image already holds is an error unless --overwrite.
+
+The registry is the store of built unikernels: --push REF pushes the disk as
+an OCI artifact referring to IMAGE (its subject), annotated with what built it
+and the digest of every build input (image digest, flags, added files, kernel).
+Before building, --push (or --reuse) looks among IMAGE's referrers for an
+artifact from the same inputs and fetches its disk instead (--no-reuse
+builds anyway). "nanofs pull REF" and "nanofs run REF" take such an artifact.
+
+Several images (arguments, or --images-from FILE, - for stdin) are built with
+one cache, --jobs at a time, each into --output-dir and, with --push-to REPO,
+pushed to REPO:<disk name>. A line (with --json, a JSON object) reports each
+image as it finishes; an image that fails does not stop the others, and the
+exit status is 1 with the failed images named.`,
 		Example: `  nanofs build node:16.3.0 --entry node
   nanofs build localhost:5000/app:1.2 -o app.img -e MODE=prod --include '/usr/lib/app/plugins/*'
   nanofs build ./oci-layout-dir --json
   nanofs build node:16.3.0 --entry node -a hi.js          # hi.js from this directory, into the working directory
-  nanofs build node:16.3.0 --entry node --add ./lib:/srv/lib --workdir /srv -a main.js`,
-		Args: cobra.MaximumNArgs(1),
+  nanofs build node:16.3.0 --entry node --add ./lib:/srv/lib --workdir /srv -a main.js
+  nanofs build registry.example.com/app:1.2 --push registry.example.com/app:1.2-nanofs
+  nanofs build --images-from images.txt --jobs 4 --push-to registry.example.com/unikernels --output-dir out --json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 || o.batch.imagesFrom != "" || o.batch.pushTo != "" {
+				images, err := batchImages(args, o.batch.imagesFrom, cmd.InOrStdin())
+				if err != nil {
+					return err
+				}
+				return runBatch(cmd.Context(), g, images, &o)
+			}
 			image := ""
 			if len(args) > 0 {
 				image = args[0]
@@ -101,6 +123,10 @@ An added path that the image already holds is an error unless --overwrite.`,
 	f.BoolVar(&o.noBootloader, "no-bootloader", false, "write only the root filesystem behind a partition table, for direct kernel boot")
 	f.BoolVar(&o.json, "json", false, "print the summary as JSON on stdout")
 	f.StringVar(&o.push, "push", "", "push the disk to the registry as an OCI artifact at REF (REPO[:TAG]) referring to IMAGE; reuses a matching artifact unless --no-reuse")
+	f.IntVar(&o.batch.jobs, "jobs", 2, "with several images: how many to build at once")
+	f.StringVar(&o.batch.pushTo, "push-to", "", "push each image's disk as an artifact to REPO, tagged with its disk name (node-16.3.0); reuses matching artifacts unless --no-reuse")
+	f.StringVar(&o.batch.imagesFrom, "images-from", "", "build the images listed in FILE too, one reference a line (- for stdin)")
+	f.StringVar(&o.batch.outputDir, "output-dir", "", "with several images: the directory to write their disks to (default: the current one)")
 	cmd.MarkFlagsMutuallyExclusive("no-bootloader", "boot")
 	return cmd
 }
@@ -190,7 +216,7 @@ func (o *buildOptions) buildOpts(g *globals, p *progress) []build.Option {
 	if o.push != "" {
 		opts = append(opts, build.WithPush(o.push))
 	}
-	opts = append(opts, build.WithReuse((o.reuse || o.push != "") && !o.noReuse), build.WithToolVersion(version))
+	opts = append(opts, build.WithReuse((o.reuse || o.push != "" || o.batch.pushTo != "") && !o.noReuse), build.WithToolVersion(version))
 	if o.images.insecure {
 		opts = append(opts, build.WithRegistryOptions(artifact.WithInsecure()))
 	}

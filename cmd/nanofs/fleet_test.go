@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,4 +75,70 @@ func TestPushPullRun(t *testing.T) {
 	t.Logf("console:\n%s", stdout.String())
 	assert.Equal(t, 0, code, errb.String())
 	assert.Contains(t, stdout.String(), "hello from nanofs fixture: cos(2) = -0.4")
+}
+
+// TestBuildBatch converts seven images sharing a base layer, three at a
+// time, from arguments and --images-from, pushing each: the base layer
+// crosses the wire once, one JSON line reports each image, and the broken
+// image fails alone, named in the exit message.
+func TestBuildBatch(t *testing.T) {
+	reg := testimage.StartDockerRegistry(t)
+	var refs []string
+	var base string
+	var baseSize int64
+	for i := range 7 {
+		spec := *testimage.FixturesSpec(t)
+		spec.Layers = []testimage.LayerInput{spec.Layers[0], {Entries: []testimage.Entry{
+			testimage.Dir("etc", 0o755),
+			testimage.File("etc/app-release", 0o644, fmt.Sprintf("APP=%d\n", i)),
+		}}}
+		if i == 3 {
+			spec.Config.Entrypoint = []string{"/no/such/program"}
+		}
+		img := spec.Image(t, testimage.Gzip)
+		layers, err := img.Layers()
+		require.NoError(t, err)
+		d, err := layers[0].Digest()
+		require.NoError(t, err)
+		base = d.String()
+		baseSize, err = layers[0].Size()
+		require.NoError(t, err)
+		refs = append(refs, reg.Push(t, fmt.Sprintf("batch/app%d:1", i), img).String())
+	}
+	ctr := testimage.StartCounter(t, reg.Host)
+	for i, r := range refs {
+		refs[i] = ctr.Host + strings.TrimPrefix(r, reg.Host)
+	}
+	list := filepath.Join(t.TempDir(), "images.txt")
+	require.NoError(t, os.WriteFile(list, []byte("# the rest\n"+strings.Join(refs[2:], "\n")+"\n\n"), 0o644))
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	args := append([]string{"build", "--json", "--jobs", "3", "--cache-dir", t.TempDir(), "--output-dir", out,
+		"--push-to", ctr.Host + "/batch/unikernels", "--images-from", list, refs[0], refs[1]}, kernelFlags()...)
+	code := run(context.Background(), args, &stdout, &stderr)
+	assert.Equal(t, exitFailure, code)
+	t.Logf("stderr:\n%s", stderr.String())
+	assert.Contains(t, stderr.String(), "1 of 7 images failed")
+	assert.Contains(t, stderr.String(), refs[3]+": ")
+	assert.Contains(t, stderr.String(), "/no/such/program")
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	require.Len(t, lines, 7)
+	seen := map[string]bool{}
+	for _, l := range lines {
+		var bl batchLine
+		require.NoError(t, json.Unmarshal([]byte(l), &bl), l)
+		seen[bl.Image] = true
+		if bl.Image == refs[3] {
+			assert.False(t, bl.OK)
+			assert.Contains(t, bl.Error, "/no/such/program")
+			continue
+		}
+		require.True(t, bl.OK, bl.Error)
+		assert.NotEmpty(t, bl.Summary.Pushed)
+		assert.FileExists(t, bl.Summary.Output)
+		assert.Equal(t, out, filepath.Dir(bl.Summary.Output))
+	}
+	assert.Len(t, seen, 7)
+	st := ctr.Stats()
+	assert.Equal(t, baseSize, st.Blobs[base].Bytes, "the shared base layer crossed the wire once")
 }
