@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nanofs/nanofs/internal/testimage"
+	"github.com/nanofs/nanofs/vm/artifact"
 )
 
 // TestPushPullRun is a fleet's round trip through Debian's docker-registry
@@ -141,4 +142,40 @@ func TestBuildBatch(t *testing.T) {
 	assert.Len(t, seen, 7)
 	st := ctr.Stats()
 	assert.Equal(t, baseSize, st.Blobs[base].Bytes, "the shared base layer crossed the wire once")
+}
+
+// TestPkgPush pushes an ops package as an artifact: the archive written
+// with -o, or a temporary one when the package is only installed.
+func TestPkgPush(t *testing.T) {
+	fx := testimage.CFixtures(t)
+	reg := testimage.StartInProcessRegistry(t)
+	ref := reg.Push(t, "fleet/pkg:1", testimage.FixturesSpec(t).Image(t, testimage.EStargz)).String()
+	archive := filepath.Join(t.TempDir(), "app.tar.gz")
+	target := reg.Ref("fleet/pkg:1-ops")
+	code, stdout, stderr := kernelCLI(t, "pkg", "--json", "--cache-dir", t.TempDir(), ref, "--entry", fx.Dynamic, "-o", archive, "--push", target)
+	require.Equal(t, 0, code, stderr)
+	var sum pkgSummary
+	require.NoError(t, json.Unmarshal([]byte(stdout), &sum))
+	assert.NotEmpty(t, sum.Pushed)
+	m, err := artifact.Get(context.Background(), target)
+	require.NoError(t, err)
+	require.Len(t, m.Manifest.Layers, 1)
+	assert.Equal(t, artifact.PackageMediaType, m.Manifest.Layers[0].MediaType)
+	assert.Equal(t, sum.Name, m.Manifest.Annotations[artifact.AnnotationPackage])
+	st, err := os.Stat(archive)
+	require.NoError(t, err)
+	assert.Equal(t, st.Size(), m.Manifest.Layers[0].Size)
+
+	code, _, stderr = kernelCLI(t, "pull", target, "-o", filepath.Join(t.TempDir(), "x.img"))
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, stderr, "carries no disk image")
+
+	t.Setenv("OPS_HOME", t.TempDir())
+	code, stdout, stderr = kernelCLI(t, "pkg", "--json", "--cache-dir", t.TempDir(), ref, "--entry", fx.Dynamic, "--push", reg.Ref("fleet/pkg:installed"))
+	require.Equal(t, 0, code, stderr)
+	sum = pkgSummary{}
+	require.NoError(t, json.Unmarshal([]byte(stdout), &sum))
+	assert.NotEmpty(t, sum.Pushed)
+	assert.Empty(t, sum.Archive, "the temporary archive is not reported")
+	assert.NotEmpty(t, sum.Installed)
 }

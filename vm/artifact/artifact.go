@@ -45,6 +45,7 @@ const (
 	AnnotationVersion      = "dev.nanofs.version"        // the nanofs that built it
 	AnnotationNanosVersion = "dev.nanofs.nanos.version"  // the Nanos release ("" when unknown)
 	AnnotationFormat       = "dev.nanofs.format.version" // the disk format version (FormatVersion)
+	AnnotationPackage      = "dev.nanofs.package.name"   // an ops package's name
 	annotationTitle        = "org.opencontainers.image.title"
 )
 

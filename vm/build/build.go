@@ -27,6 +27,7 @@ import (
 	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/tfs"
 	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/artifact"
 	"github.com/nanofs/nanofs/vm/content"
 	"github.com/nanofs/nanofs/vm/disk"
 	"github.com/nanofs/nanofs/vm/kernel"
@@ -108,7 +109,7 @@ func Build(ctx context.Context, source string, opts ...Option) (*Result, error) 
 			return nil, nil
 		}
 		var err error
-		if pub, err = o.prepublish(ctx, source); err != nil || pub == nil || !o.reuse {
+		if pub, err = o.prepublish(ctx, source); err != nil || pub == nil || !o.reuse || o.pkg != nil {
 			return nil, err
 		}
 		return o.reused(ctx, source, pub)
@@ -116,7 +117,7 @@ func Build(ctx context.Context, source string, opts ...Option) (*Result, error) 
 	if err == nil && src == nil { // reused
 		o.progress(Progress{Phase: PhaseDone, Image: source})
 		if o.push != "" {
-			if err := o.pushDisk(ctx, source, pub, res); err != nil {
+			if err := o.pushArtifact(ctx, source, pub, res, artifact.File{Path: res.Output, MediaType: artifact.DiskMediaType}); err != nil {
 				return nil, err
 			}
 		}
@@ -131,7 +132,18 @@ func Build(ctx context.Context, source string, opts ...Option) (*Result, error) 
 		res.Published = &Published{Inputs: pub.inputs, Source: pub.src.Ref}
 	}
 	if o.pkg != nil {
+		var pushed func() error
+		if o.push != "" && pub != nil {
+			var cleanup func()
+			if pushed, cleanup, err = o.pushedPackage(ctx, source, pub, res); err != nil {
+				return nil, err
+			}
+			defer cleanup()
+		}
 		err = o.writePackage(ctx, src, res)
+		if err == nil && pushed != nil {
+			err = pushed()
+		}
 	} else {
 		err = o.writeDisk(ctx, source, src, size, res)
 	}
@@ -143,8 +155,8 @@ func Build(ctx context.Context, source string, opts ...Option) (*Result, error) 
 	if o.push != "" && pub == nil {
 		return nil, fmt.Errorf("%s: could not find the source's manifest to push an artifact for", source)
 	}
-	if pub != nil && o.push != "" {
-		if err := o.pushDisk(ctx, source, pub, res); err != nil {
+	if pub != nil && o.push != "" && o.pkg == nil {
+		if err := o.pushArtifact(ctx, source, pub, res, artifact.File{Path: res.Output, MediaType: artifact.DiskMediaType}); err != nil {
 			return nil, err
 		}
 	}

@@ -62,7 +62,8 @@ type publish struct {
 }
 
 // wantsRegistry: the build talks to the artifacts' registry.
-func (o *options) wantsRegistry() bool { return (o.push != "" || o.reuse) && o.pkg == nil }
+// Packages are pushed but not reused.
+func (o *options) wantsRegistry() bool { return o.push != "" || (o.reuse && o.pkg == nil) }
 
 // prepublish resolves the source's manifest and the build-inputs digest.
 // Failures other than the source's kind are left for the build to report
@@ -82,7 +83,7 @@ func (o *options) prepublish(ctx context.Context, source string) (*publish, erro
 		return nil, nil
 	}
 	p := &publish{src: src}
-	if !o.noBootloader {
+	if !o.noBootloader && o.pkg == nil {
 		if p.kernel, err = o.findKernel(); err != nil {
 			o.debugf("not looking for a built artifact: %v", err)
 			return nil, nil
@@ -127,8 +128,8 @@ func (o *options) reused(ctx context.Context, source string, p *publish) (*Resul
 	return res, nil
 }
 
-// push pushes the disk res describes.
-func (o *options) pushDisk(ctx context.Context, source string, p *publish, res *Result) error {
+// push pushes file, the disk or package res describes.
+func (o *options) pushArtifact(ctx context.Context, source string, p *publish, res *Result, file artifact.File) error {
 	if res.Published == nil {
 		res.Published = &Published{Inputs: p.inputs, Source: p.src.Ref}
 	}
@@ -148,10 +149,13 @@ func (o *options) pushDisk(ctx context.Context, source string, p *publish, res *
 		if o.toolVersion == "" {
 			notes[artifact.AnnotationVersion] = "dev"
 		}
+		if o.pkg != nil {
+			notes[artifact.AnnotationPackage] = o.pkg.name
+		}
 	}
 	pushed, err := artifact.Write(ctx, artifact.Push{
 		Target: o.push, Subject: p.src.Descriptor, Annotations: notes,
-		Files: []artifact.File{{Path: res.Output, MediaType: artifact.DiskMediaType}},
+		Files: []artifact.File{file},
 	}, o.registryOpts...)
 	if err != nil {
 		return err
@@ -281,4 +285,31 @@ func hashTree(h io.Writer, root string) error {
 		}
 		return nil
 	})
+}
+
+// pushedPackage makes sure the package is written as an archive (into a
+// temporary directory when none was asked for) and returns what pushes it
+// once written; cleanup removes the temporary archive.
+func (o *options) pushedPackage(ctx context.Context, source string, p *publish, res *Result) (push func() error, cleanup func(), err error) {
+	temp := ""
+	if o.pkg.archive == "" {
+		dir, err := os.MkdirTemp("", "nanofs-pkg-")
+		if err != nil {
+			return nil, nil, err
+		}
+		temp = dir
+		o.pkg.archive = filepath.Join(dir, o.pkg.name+".tar.gz")
+	}
+	cleanup = func() {
+		if temp != "" {
+			os.RemoveAll(temp)
+		}
+	}
+	return func() error {
+		err := o.pushArtifact(ctx, source, p, res, artifact.File{Path: res.Package.Archive, MediaType: artifact.PackageMediaType})
+		if temp != "" {
+			res.Package.Archive, o.pkg.archive = "", ""
+		}
+		return err
+	}, cleanup, nil
 }
