@@ -215,10 +215,10 @@ func Get(ctx context.Context, ref string, opts ...Option) (*Manifest, error) {
 
 // Pulled is a disk fetched from an artifact.
 type Pulled struct {
-	Ref         string // REPO@DIGEST of the artifact
-	Output      string
-	Bytes       int64
-	Annotations map[string]string
+	Ref         string            `json:"ref"` // REPO@DIGEST of the artifact
+	Output      string            `json:"output"`
+	Bytes       int64             `json:"bytes"`
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // Pull writes the disk of the artifact ref names to out (through a
