@@ -89,7 +89,9 @@ func (o *options) prepublish(ctx context.Context, source string) (*publish, erro
 			return nil, nil
 		}
 	}
-	if p.inputs, err = o.inputsDigest(src.Ref, p.kernel); err != nil {
+	// The digest alone, not where it was read: mirrors of one image
+	// converge on one artifact.
+	if p.inputs, err = o.inputsDigest(src.Descriptor.Digest.String(), p.kernel); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -171,10 +173,10 @@ func (o *options) pushArtifact(ctx context.Context, source string, p *publish, r
 // argument naming a host file counts), the ops config, the kernel and
 // bootloader bytes, and FormatVersion. Two builds with the same digest
 // write the same disk (the disk's seed is made of a subset of it).
-func (o *options) inputsDigest(source string, k kernel.Kernel) (string, error) {
+func (o *options) inputsDigest(sourceDigest string, k kernel.Kernel) (string, error) {
 	h := sha256.New()
 	settings := map[string]any{
-		"format": FormatVersion, "source": source, "platform": lazy.PlatformOf(o.imageOpts...).String(),
+		"format": FormatVersion, "source": sourceDigest, "platform": lazy.PlatformOf(o.imageOpts...).String(),
 		"entry": o.entry, "args": o.programArgs(), "argsSet": o.argsSet, "env": o.env, "includes": o.includes,
 		"dns": o.dns, "workdir": o.workdir, "adds": o.adds, "overwrite": o.overwrite, "noAutoAdd": o.noAutoAdd,
 		"size": o.size, "noBootloader": o.noBootloader, "config": o.config, "resolveOptions": len(o.resolveOpts),

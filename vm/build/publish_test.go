@@ -16,6 +16,7 @@ import (
 	"github.com/nanofs/nanofs/internal/testimage"
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/vm/artifact"
+	"github.com/nanofs/nanofs/vm/kernel"
 )
 
 // TestPushReuse pushes a built disk as an artifact to both kinds of
@@ -111,4 +112,42 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestInputsDigest: every input that changes the disk changes the digest;
+// the same inputs give the same digest.
+func TestInputsDigest(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "hi.js"), []byte("one"), 0o644))
+	kdir := t.TempDir()
+	k := kernel.Kernel{Kernel: filepath.Join(kdir, "kernel.img"), Boot: filepath.Join(kdir, "boot.img")}
+	require.NoError(t, os.WriteFile(k.Kernel, []byte("kernel"), 0o644))
+	require.NoError(t, os.WriteFile(k.Boot, []byte("boot"), 0o644))
+	digest := func(src string, k kernel.Kernel, opts ...Option) string {
+		t.Helper()
+		o := newOptions(append([]Option{WithHostDir(dir)}, opts...))
+		d, err := o.inputsDigest(src, k)
+		require.NoError(t, err)
+		return d
+	}
+	base := digest("sha256:a", k, WithArgs("hi.js"))
+	assert.Equal(t, base, digest("sha256:a", k, WithArgs("hi.js")))
+	for name, other := range map[string]string{
+		"source":    digest("sha256:b", k, WithArgs("hi.js")),
+		"args":      digest("sha256:a", k, WithArgs("hi.js", "x")),
+		"env":       digest("sha256:a", k, WithArgs("hi.js"), WithEnv("A=1")),
+		"entry":     digest("sha256:a", k, WithArgs("hi.js"), WithEntry("node")),
+		"size":      digest("sha256:a", k, WithArgs("hi.js"), WithSize("1G")),
+		"include":   digest("sha256:a", k, WithArgs("hi.js"), WithInclude("/x/*")),
+		"dns":       digest("sha256:a", k, WithArgs("hi.js"), WithNameservers("1.1.1.1")),
+		"workdir":   digest("sha256:a", k, WithArgs("hi.js"), WithWorkdir("/srv")),
+		"no kernel": digest("sha256:a", kernel.Kernel{}, WithArgs("hi.js")),
+	} {
+		assert.NotEqual(t, base, other, name)
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "hi.js"), []byte("two"), 0o644))
+	assert.NotEqual(t, base, digest("sha256:a", k, WithArgs("hi.js")), "an edited local file named by an argument")
+	edited := digest("sha256:a", k, WithArgs("hi.js"))
+	require.NoError(t, os.WriteFile(k.Kernel, []byte("kernel 2"), 0o644))
+	assert.NotEqual(t, edited, digest("sha256:a", k, WithArgs("hi.js")), "another kernel")
 }
