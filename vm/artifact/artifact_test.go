@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/stretchr/testify/assert"
@@ -100,4 +102,28 @@ func mustDigest(t *testing.T, ref string) name.Digest {
 	d, err := name.NewDigest(ref)
 	require.NoError(t, err)
 	return d
+}
+
+// TestResolveSourceIndex picks the platform's manifest out of an index,
+// as lazy.Open does, and says which platform an index lacks.
+func TestResolveSourceIndex(t *testing.T) {
+	reg := testimage.StartInProcessRegistry(t)
+	amd, err := random.Image(64, 1)
+	require.NoError(t, err)
+	amd, err = mutate.ConfigFile(amd, &v1.ConfigFile{OS: "linux", Architecture: "amd64"})
+	require.NoError(t, err)
+	arm, err := mutate.ConfigFile(amd, &v1.ConfigFile{OS: "linux", Architecture: "arm64"})
+	require.NoError(t, err)
+	ref := reg.PushIndex(t, "art/multi:1", testimage.NewIndex(t, amd, arm)).String()
+	for _, img := range []v1.Image{amd, arm} {
+		cf, err := img.ConfigFile()
+		require.NoError(t, err)
+		src, err := ResolveSource(context.Background(), ref, *cf.Platform())
+		require.NoError(t, err)
+		d, err := img.Digest()
+		require.NoError(t, err)
+		assert.Equal(t, d, src.Descriptor.Digest, cf.Architecture)
+	}
+	_, err = ResolveSource(context.Background(), ref, v1.Platform{OS: "linux", Architecture: "riscv64"})
+	assert.ErrorContains(t, err, "no image for linux/riscv64")
 }
