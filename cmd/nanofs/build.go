@@ -13,6 +13,7 @@ import (
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/artifact"
 	"github.com/nanofs/nanofs/vm/build"
 	"github.com/nanofs/nanofs/vm/content"
 	"github.com/nanofs/nanofs/vm/kernel"
@@ -42,12 +43,18 @@ type buildOptions struct {
 	noAutoAdd bool
 	workdir   string
 	config    string
+
+	// The registry as the store of built disks.
+	push    string // --push REF
+	reuse   bool   // --reuse
+	noReuse bool   // --no-reuse
+	batch   batchFlags
 }
 
 func newBuildCmd(g *globals) *cobra.Command {
 	var o buildOptions
 	cmd := &cobra.Command{
-		Use:   "build [IMAGE]",
+		Use:   "build [IMAGE...]",
 		Short: "Build a bootable Nanos disk image from IMAGE's program and exactly the files it needs",
 		Long: `Build a Nanos disk image from IMAGE (a registry reference, an OCI layout
 directory or a docker-save tarball). nanofs finds the program (the image's
@@ -71,14 +78,35 @@ Local files join the image's: --add SRC[:DST] copies a file or directory in
 argument (-a) that names a local file by a relative path is copied to that
 path under the program's working directory, and --config reads an ops
 config.json (Files, Dirs, MapDirs, Args, Env, Klibs, ManifestPassthrough...).
-An added path that the image already holds is an error unless --overwrite.`,
+An added path that the image already holds is an error unless --overwrite.
+
+The registry is the store of built unikernels: --push REF pushes the disk as
+an OCI artifact referring to IMAGE (its subject), annotated with what built it
+and the digest of every build input (image digest, flags, added files, kernel).
+Before building, --push (or --reuse) looks among IMAGE's referrers for an
+artifact from the same inputs and fetches its disk instead (--no-reuse
+builds anyway). "nanofs pull REF" and "nanofs run REF" take such an artifact.
+
+Several images (arguments, or --images-from FILE, - for stdin) are built with
+one cache, --jobs at a time, each into --output-dir and, with --push-to REPO,
+pushed to REPO:<disk name>. A line (with --json, a JSON object) reports each
+image as it finishes; an image that fails does not stop the others, and the
+exit status is 1 with the failed images named.`,
 		Example: `  nanofs build node:16.3.0 --entry node
   nanofs build localhost:5000/app:1.2 -o app.img -e MODE=prod --include '/usr/lib/app/plugins/*'
   nanofs build ./oci-layout-dir --json
   nanofs build node:16.3.0 --entry node -a hi.js          # hi.js from this directory, into the working directory
-  nanofs build node:16.3.0 --entry node --add ./lib:/srv/lib --workdir /srv -a main.js`,
-		Args: cobra.MaximumNArgs(1),
+  nanofs build node:16.3.0 --entry node --add ./lib:/srv/lib --workdir /srv -a main.js
+  nanofs build registry.example.com/app:1.2 --push registry.example.com/app:1.2-nanofs
+  nanofs build --images-from images.txt --jobs 4 --push-to registry.example.com/unikernels --output-dir out --json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 || o.batch.imagesFrom != "" || o.batch.pushTo != "" {
+				images, err := batchImages(args, o.batch.imagesFrom, cmd.InOrStdin())
+				if err != nil {
+					return err
+				}
+				return runBatch(cmd.Context(), g, images, &o)
+			}
 			image := ""
 			if len(args) > 0 {
 				image = args[0]
@@ -94,6 +122,11 @@ An added path that the image already holds is an error unless --overwrite.`,
 	o.registerBoot(f)
 	f.BoolVar(&o.noBootloader, "no-bootloader", false, "write only the root filesystem behind a partition table, for direct kernel boot")
 	f.BoolVar(&o.json, "json", false, "print the summary as JSON on stdout")
+	f.StringVar(&o.push, "push", "", "push the disk to the registry as an OCI artifact at REF (REPO[:TAG]) referring to IMAGE; reuses a matching artifact unless --no-reuse")
+	f.IntVar(&o.batch.jobs, "jobs", 2, "with several images: how many to build at once")
+	f.StringVar(&o.batch.pushTo, "push-to", "", "push each image's disk as an artifact to REPO, tagged with its disk name (node-16.3.0); reuses matching artifacts unless --no-reuse")
+	f.StringVar(&o.batch.imagesFrom, "images-from", "", "build the images listed in FILE too, one reference a line (- for stdin)")
+	f.StringVar(&o.batch.outputDir, "output-dir", "", "with several images: the directory to write their disks to (default: the current one)")
 	cmd.MarkFlagsMutuallyExclusive("no-bootloader", "boot")
 	return cmd
 }
@@ -114,6 +147,8 @@ func (o *buildOptions) registerContent(f *pflag.FlagSet) {
 	f.BoolVar(&o.noAutoAdd, "no-auto-add", false, "do not add the local files that arguments of the program name")
 	f.StringVar(&o.workdir, "workdir", "", "working directory of the program in the unikernel, replacing the image's WorkingDir")
 	f.StringVar(&o.config, "config", "", "read an ops config.json (Args, Env, Files, Dirs, MapDirs, Klibs, RunConfig, ...); flags override it")
+	f.BoolVar(&o.reuse, "reuse", false, "fetch a disk pushed earlier from the same inputs (among IMAGE's referrers) instead of building (the default with --push)")
+	f.BoolVar(&o.noReuse, "no-reuse", false, "build even when a matching artifact was pushed before")
 }
 
 // registerBoot adds the bootloader flags (--kernel is the caller's: `run`
@@ -148,6 +183,11 @@ type buildSummary struct {
 	Wrapper   *resolve.Wrapper        `json:"wrapper,omitempty"`
 	Generated []resolve.GeneratedFile `json:"generated,omitempty"` // runtime-provided /etc files
 	Runtimes  []resolve.RuntimeUse    `json:"runtimes,omitempty"`  // what the runtime rules added
+
+	// The registry as the store of built disks (--push, --reuse).
+	Inputs string `json:"inputs_digest,omitempty"` // the build-inputs digest
+	Reused string `json:"reused,omitempty"`        // the artifact fetched instead of building
+	Pushed string `json:"pushed,omitempty"`        // the artifact pushed, REPO@DIGEST
 }
 
 // addSource is one local file or directory a build adds.
@@ -173,6 +213,13 @@ func (o *buildOptions) buildOpts(g *globals, p *progress) []build.Option {
 	if o.noBootloader {
 		opts = append(opts, build.WithoutBootloader())
 	}
+	if o.push != "" {
+		opts = append(opts, build.WithPush(o.push))
+	}
+	opts = append(opts, build.WithReuse((o.reuse || o.push != "" || o.batch.pushTo != "") && !o.noReuse), build.WithToolVersion(version))
+	if o.images.insecure {
+		opts = append(opts, build.WithRegistryOptions(artifact.WithInsecure()))
+	}
 	return opts
 }
 
@@ -189,18 +236,15 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 		}
 		return err
 	}
-	plan := res.Plan
-	sum := buildSummary{
-		Output: res.Output, Image: res.Image, Program: plan.Program, Args: plan.Args,
-		Files: res.Files, Entries: len(plan.Entries), PlanBytes: plan.Size(), MinFetch: res.MinFetch, DiskBytes: res.Disk.Size,
-		FetchedBytes: res.Fetched.Bytes, TOCBytes: res.TOCBytes, Requests: res.Fetched.Requests, Seconds: res.Elapsed.Seconds(),
-		Bootable: res.Disk.Bootloader, Kernel: res.Kernel, Skipped: res.Disk.Skipped, Warnings: plan.Warnings,
-		Added: res.Added, Wrapper: plan.Wrapper, Generated: plan.Generated, Runtimes: plan.Runtimes,
-	}
+	sum := summarize(res)
 	if o.json {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(sum)
+	}
+	if sum.Reused != "" {
+		g.logf("wrote %s: %s fetched from %s (built before from the same inputs), %.1fs", sum.Output, byteCount(sum.DiskBytes), sum.Reused, sum.Seconds)
+		return nil
 	}
 	reportFetched(g, res.Fetched)
 	g.logf("wrote %s: %s (%d files, %s of them), fetched %s in %d requests, %.1fs",
@@ -209,6 +253,38 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 		g.logf("no bootloader: boot it directly with a kernel (nanofs run --kernel kernel.img %s)", sum.Output)
 	}
 	return nil
+}
+
+// summarize is a build's summary; a reused disk's says only what the
+// artifact says.
+func summarize(res *build.Result) buildSummary {
+	var sum buildSummary
+	if p := res.Published; p != nil {
+		sum.Inputs, sum.Reused = p.Inputs, p.Reused
+		if p.Pushed != nil {
+			sum.Pushed = p.Pushed.Ref
+		}
+	}
+	plan := res.Plan
+	if plan == nil { // reused
+		sum.Output, sum.Image, sum.FetchedBytes, sum.DiskBytes, sum.Seconds = res.Output, res.Image, res.Fetched.Bytes, res.Fetched.Bytes, res.Elapsed.Seconds()
+		sum.Kernel, sum.Bootable = res.Kernel, res.Kernel != ""
+		if n := res.Published.Notes; n != nil {
+			sum.Program = n[artifact.AnnotationProgram]
+			json.Unmarshal([]byte(n[artifact.AnnotationArguments]), &sum.Args) //nolint:errcheck // an annotation, informative only
+		}
+		return sum
+	}
+	inputs, reused, pushed := sum.Inputs, sum.Reused, sum.Pushed
+	sum = buildSummary{
+		Output: res.Output, Image: res.Image, Program: plan.Program, Args: plan.Args,
+		Files: res.Files, Entries: len(plan.Entries), PlanBytes: plan.Size(), MinFetch: res.MinFetch, DiskBytes: res.Disk.Size,
+		FetchedBytes: res.Fetched.Bytes, TOCBytes: res.TOCBytes, Requests: res.Fetched.Requests, Seconds: res.Elapsed.Seconds(),
+		Bootable: res.Disk.Bootloader, Kernel: res.Kernel, Skipped: res.Disk.Skipped, Warnings: plan.Warnings,
+		Added: res.Added, Wrapper: plan.Wrapper, Generated: plan.Generated, Runtimes: plan.Runtimes,
+		Inputs: inputs, Reused: reused, Pushed: pushed,
+	}
+	return sum
 }
 
 // flagHints says the library's errors in the words of the flags.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/resolve"
+	"github.com/nanofs/nanofs/vm/build"
 )
 
 // Exit codes, documented in the README: scripts tell a failure worth
@@ -27,10 +28,13 @@ func exitCode(ctx context.Context, err error) int {
 		prog    *resolve.ProgramError
 		missing *resolve.MissingLibraryError
 		slow    *lazy.SlowError
+		batch   *build.BatchError
 	)
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &batch): // images failed for different reasons: no one code says it
+		return exitFailure
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return exitInterrupted
 	case errors.Is(err, lazy.ErrNetwork) || errors.As(err, &slow):

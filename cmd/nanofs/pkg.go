@@ -77,6 +77,7 @@ package with such a link).`,
 	f.StringVarP(&o.out, "output", "o", "", "write the package as this .tar.gz archive")
 	f.StringVar(&o.opsHome, "ops-home", "", "ops directory to install into (default: $OPS_HOME/.ops or ~/.ops)")
 	f.BoolVar(&o.json, "json", false, "print a summary as JSON on stdout")
+	f.StringVar(&o.build.push, "push", "", "push the package archive to the registry as an OCI artifact at REF (REPO[:TAG]) referring to IMAGE")
 	return cmd
 }
 
@@ -93,6 +94,7 @@ type pkgSummary struct {
 	FetchedBytes int64                  `json:"fetched_bytes"`
 	Seconds      float64                `json:"seconds"`
 	Warnings     []string               `json:"warnings,omitempty"`
+	Pushed       string                 `json:"pushed,omitempty"` // the artifact pushed, REPO@DIGEST
 }
 
 func runPkg(ctx context.Context, g *globals, ref string, o *pkgOptions, install bool) error {
@@ -109,6 +111,9 @@ func runPkg(ctx context.Context, g *globals, ref string, o *pkgOptions, install 
 	sum := pkgSummary{
 		Name: pr.Name, Image: res.Image, Arch: pr.Arch, Archive: pr.Archive, Installed: pr.Installed, Manifest: pr.Manifest,
 		Files: pr.Files, Bytes: pr.Bytes, FetchedBytes: res.Fetched.Bytes, Seconds: res.Elapsed.Seconds(), Warnings: res.Plan.Warnings,
+	}
+	if p := res.Published; p != nil && p.Pushed != nil {
+		sum.Pushed = p.Pushed.Ref
 	}
 	if o.json {
 		enc := json.NewEncoder(g.stdout)

@@ -25,7 +25,7 @@ type runOptions struct {
 func newRunCmd(g *globals) *cobra.Command {
 	var o runOptions
 	cmd := &cobra.Command{
-		Use:   "run DISK|IMAGE [-p HOST:GUEST]... [-- ARGS]",
+		Use:   "run DISK|IMAGE|REF [-p HOST:GUEST]... [-- ARGS]",
 		Short: "Boot a Nanos disk image, or build one from an image and boot it, under QEMU (or Firecracker)",
 		Long: `Boot DISK, a Nanos disk image, with QEMU. Given an IMAGE instead (anything
 "nanofs build" takes: registry reference, OCI layout, docker-save tarball), run
@@ -36,7 +36,10 @@ into the image at that path under the program's working directory, where the
 program will look for it (--no-auto-add turns this off); --add copies
 anything else. --config reads an ops config.json, RunConfig included.
 Given DISK, ARGS after -- replace its program's arguments in a temporary
-copy of the disk (the disk itself is not changed).
+copy of the disk (the disk itself is not changed). Given REF, a unikernel
+pushed with "nanofs build --push", its disk is fetched into a temporary file
+and booted the same way; --reuse boots an artifact among IMAGE's referrers
+built from the same inputs instead of building.
 
 The VM runs with QEMU: KVM when /dev/kvm is usable, otherwise
 TCG emulation (much slower; a one-line notice says so). The disk is attached
@@ -58,7 +61,8 @@ QEMU's microvm machine. --vmm firecracker boots with Firecracker instead
   nanofs run app.img
   nanofs run node-16.3.0.img -- -e 'console.log(1)'      # the disk's program with other arguments
   nanofs run web.img -p 8080:80
-  nanofs run app.img --memory 512M --cpus 2 --accel tcg`,
+  nanofs run app.img --memory 512M --cpus 2 --accel tcg
+  nanofs run registry.example.com/app:1.2-nanofs          # a unikernel pushed with build --push`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRun(cmd.Context(), cmd, g, args, o)

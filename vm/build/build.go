@@ -27,6 +27,7 @@ import (
 	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/tfs"
 	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/artifact"
 	"github.com/nanofs/nanofs/vm/content"
 	"github.com/nanofs/nanofs/vm/disk"
 	"github.com/nanofs/nanofs/vm/kernel"
@@ -51,6 +52,9 @@ type Result struct {
 	TOCBytes int64      // of Fetched: eStargz footers and TOCs
 	MinFetch int64      // the fewest blob bytes the plan's image files cost (lazy.Image.MinTransfer)
 	Elapsed  time.Duration
+	// Published is what the build did with the registry (WithPush,
+	// WithReuse); nil otherwise. A reused disk's Result has no Plan.
+	Published *Published
 }
 
 // PackageResult is the ops package a build made.
@@ -84,6 +88,7 @@ func Build(ctx context.Context, source string, opts ...Option) (*Result, error) 
 	start := time.Now()
 	o := newOptions(opts)
 	var size int64
+	var pub *publish
 	src, res, err := o.prepare(ctx, source, func() error {
 		if err := o.setTarget(); err != nil {
 			return err
@@ -99,13 +104,46 @@ func Build(ctx context.Context, source string, opts ...Option) (*Result, error) 
 			return &vm.OptionError{Option: vm.OptionSize, Err: err}
 		}
 		return nil
+	}, func() (*Result, error) {
+		if !o.wantsRegistry() {
+			return nil, nil
+		}
+		var err error
+		if pub, err = o.prepublish(ctx, source); err != nil || pub == nil || !o.reuse || o.pkg != nil {
+			return nil, err
+		}
+		return o.reused(ctx, source, pub)
 	})
+	if err == nil && src == nil { // reused
+		o.progress(Progress{Phase: PhaseDone, Image: source})
+		if o.push != "" {
+			if err := o.pushArtifact(ctx, source, pub, res, artifact.File{Path: res.Output, MediaType: artifact.DiskMediaType}); err != nil {
+				return nil, err
+			}
+		}
+		res.Elapsed = time.Since(start)
+		return res, nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer src.close()
+	if pub != nil {
+		res.Published = &Published{Inputs: pub.inputs, Source: pub.src.Ref}
+	}
 	if o.pkg != nil {
+		var pushed func() error
+		if o.push != "" && pub != nil {
+			var cleanup func()
+			if pushed, cleanup, err = o.pushedPackage(ctx, source, pub, res); err != nil {
+				return nil, err
+			}
+			defer cleanup()
+		}
 		err = o.writePackage(ctx, src, res)
+		if err == nil && pushed != nil {
+			err = pushed()
+		}
 	} else {
 		err = o.writeDisk(ctx, source, src, size, res)
 	}
@@ -114,6 +152,14 @@ func Build(ctx context.Context, source string, opts ...Option) (*Result, error) 
 		return nil, err
 	}
 	o.measure(src, res)
+	if o.push != "" && pub == nil {
+		return nil, fmt.Errorf("%s: could not find the source's manifest to push an artifact for", source)
+	}
+	if pub != nil && o.push != "" && o.pkg == nil {
+		if err := o.pushArtifact(ctx, source, pub, res, artifact.File{Path: res.Output, MediaType: artifact.DiskMediaType}); err != nil {
+			return nil, err
+		}
+	}
 	res.Elapsed = time.Since(start)
 	return res, nil
 }
@@ -123,7 +169,7 @@ func Build(ctx context.Context, source string, opts ...Option) (*Result, error) 
 func Resolve(ctx context.Context, source string, opts ...Option) (*Result, error) {
 	start := time.Now()
 	o := newOptions(opts)
-	src, res, err := o.prepare(ctx, source, func() error { return nil })
+	src, res, err := o.prepare(ctx, source, func() error { return nil }, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -135,8 +181,10 @@ func Resolve(ctx context.Context, source string, opts ...Option) (*Result, error
 }
 
 // prepare checks the options (check: those of the output), opens the
-// source and resolves the plan. The caller closes the source.
-func (o *options) prepare(ctx context.Context, source string, check func() error) (*Source, *Result, error) {
+// source and resolves the plan. The caller closes the source. When early
+// (if not nil) answers a Result, that is the outcome (a disk fetched from
+// the registry instead of built): prepare returns it with no Source.
+func (o *options) prepare(ctx context.Context, source string, check func() error, early func() (*Result, error)) (*Source, *Result, error) {
 	if err := o.loadConfig(); err != nil {
 		return nil, nil, err
 	}
@@ -150,6 +198,12 @@ func (o *options) prepare(ctx context.Context, source string, check func() error
 	if o.pkg != nil {
 		if err := o.pkg.check(source); err != nil {
 			return nil, nil, err
+		}
+	}
+	if early != nil {
+		res, err := early()
+		if err != nil || res != nil {
+			return nil, res, err
 		}
 	}
 	src, err := open(ctx, source, o, false)

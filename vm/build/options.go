@@ -5,6 +5,7 @@ import (
 
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/resolve"
+	"github.com/nanofs/nanofs/vm/artifact"
 	"github.com/nanofs/nanofs/vm/opsconfig"
 )
 
@@ -44,6 +45,12 @@ type options struct {
 	debugf      func(string, ...any)
 	progress    func(Progress)
 	parallel    int
+
+	// The registry as a store of built disks (publish.go).
+	push         string
+	reuse        bool
+	registryOpts []artifact.Option
+	toolVersion  string
 }
 
 type pkgOptions struct {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/tfs"
+	"github.com/nanofs/nanofs/vm/artifact"
 	"github.com/nanofs/nanofs/vm/kernel"
 	"github.com/nanofs/nanofs/vm/launch"
 	"github.com/nanofs/nanofs/vm/opsconfig"
@@ -100,7 +101,10 @@ func (m *Machine) runOptions() ([]launch.RunOption, error) {
 // boots as it is, or, given args, as a temporary copy whose program runs
 // with args instead (DiskWithArguments; the disk itself is untouched);
 // anything Build takes is built first, with args as the program's
-// arguments, into a temporary disk removed when the VM stops.
+// arguments, into a temporary disk removed when the VM stops. A registry
+// reference to a nanofs artifact (package artifact) boots the disk it
+// holds, fetched into a temporary file; WithReuse lets an image's build be
+// replaced by a matching artifact among its referrers.
 func Run(ctx context.Context, target string, args []string, m Machine, opts ...Option) (int, error) {
 	o := newOptions(opts)
 	if err := o.loadConfig(); err != nil {
@@ -149,6 +153,24 @@ func (o *options) runTarget(ctx context.Context, target string, args []string, m
 	}
 	cleanup := func() { os.RemoveAll(dir) }
 	disk := filepath.Join(dir, "disk.img")
+	if src.Kind == lazy.KindRegistry {
+		// A built unikernel pushed as an artifact boots as the disk it holds.
+		if _, err := artifact.Get(ctx, target, o.registryOpts...); err == nil {
+			if _, err := artifact.Pull(ctx, target, disk, o.registryOpts...); err != nil {
+				cleanup()
+				return "", nil, err
+			}
+			if len(args) == 0 {
+				return disk, cleanup, nil
+			}
+			with, wcleanup, err := DiskWithArguments(disk, args)
+			if err != nil {
+				cleanup()
+				return "", nil, err
+			}
+			return with, func() { wcleanup(); cleanup() }, nil
+		}
+	}
 	o.output, o.args, o.argsSet = disk, args, len(args) > 0
 	if m.Kernel != "" {
 		o.kernel = m.Kernel
