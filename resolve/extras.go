@@ -404,18 +404,43 @@ func labelAdded(entries []Entry, added []Added) {
 	}
 }
 
-// includeTree adds the tree under the canonical directory dir. Links in it
-// are added with what they point to, so that they work in the unikernel.
+// includeTree adds the tree under the canonical directory dir, whole.
 func (s *session) includeTree(dir, reason string) error {
+	if err := s.addTree(dir, reason, nil, nil); err != nil {
+		return &IncludeError{Pattern: dir, Err: err}
+	}
+	return nil
+}
+
+// addTree adds the tree under the canonical directory dir, but for what
+// skip (nil: nothing) leaves out. Links in it are added with what they
+// point to, so that they work in the unikernel. newFile, if not nil, sees
+// each regular file that was not in the plan before.
+func (s *session) addTree(dir, reason string, skip func(rel string, d fs.DirEntry) bool, newFile func(*located)) error {
+	addFile := func(loc *located, linked bool) {
+		_, had := s.b.entries[loc.File]
+		if s.b.addLocated(loc, reason, "") || !linked {
+			s.included = append(s.included, loc)
+		}
+		if !had && newFile != nil {
+			newFile(loc)
+		}
+	}
 	return fs.WalkDir(s.r.root.fsys, fsName(dir), func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return &IncludeError{Pattern: dir, Err: err}
+			return err
 		}
 		p := "/" + name
 		if name == "." {
 			p = "/"
 		}
 		if p == dir {
+			return nil
+		}
+		if skip != nil && skip(strings.TrimPrefix(p, strings.TrimSuffix(dir, "/")+"/"), d) {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
 			return nil
 		}
 		switch {
@@ -436,16 +461,15 @@ func (s *session) includeTree(dir, reason string) error {
 			}
 			if loc.Info.IsDir() {
 				s.b.addLocated(loc, reasonDir, "")
-			} else if s.b.addLocated(loc, reason, "") {
-				s.included = append(s.included, loc)
+			} else {
+				addFile(loc, true)
 			}
 		case d.Type().IsRegular():
 			loc, err := s.r.root.locate(p)
 			if err != nil {
 				return err
 			}
-			s.b.addLocated(loc, reason, "")
-			s.included = append(s.included, loc)
+			addFile(loc, false)
 		}
 		return nil
 	})

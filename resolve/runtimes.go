@@ -74,60 +74,9 @@ func (s *session) addRuntimes(plan *Plan) error {
 // addRuntimeTree adds the files under t.dir (canonical) that t.skip lets
 // through, counting what is new to the plan.
 func (s *session) addRuntimeTree(t runtimeTree, use *RuntimeUse) error {
-	reason := reasonRuntimePrefix + t.reason
-	return fs.WalkDir(s.r.root.fsys, fsName(t.dir), func(name string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		p := "/" + name
-		if p == t.dir {
-			return nil
-		}
-		rel := strings.TrimPrefix(p, t.dir+"/")
-		if t.skip != nil && t.skip(rel, d) {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		_, had := s.b.entries[p]
-		switch {
-		case d.IsDir():
-			s.b.addDir(p, reason)
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := s.r.root.readlink(p)
-			if err != nil {
-				return err
-			}
-			s.b.add(Entry{Path: p, Kind: KindSymlink, Target: target, Mode: 0o777, Size: int64(len(target)), Reason: reason}, "")
-			loc, err := s.r.root.locate(p)
-			if err != nil {
-				if absent(err) {
-					return nil
-				}
-				return err
-			}
-			if loc.Info.Mode().IsRegular() {
-				if _, ok := s.b.entries[loc.File]; !ok {
-					use.Files++
-					use.Bytes += loc.Info.Size()
-				}
-				s.b.addLocated(loc, reason, "")
-				s.included = append(s.included, loc)
-			}
-		case d.Type().IsRegular():
-			loc, err := s.r.root.locate(p)
-			if err != nil {
-				return err
-			}
-			if !had {
-				use.Files++
-				use.Bytes += loc.Info.Size()
-			}
-			s.b.addLocated(loc, reason, "")
-			s.included = append(s.included, loc)
-		}
-		return nil
+	return s.addTree(t.dir, reasonRuntimePrefix+t.reason, t.skip, func(loc *located) {
+		use.Files++
+		use.Bytes += loc.Info.Size()
 	})
 }
 
