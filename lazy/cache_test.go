@@ -81,7 +81,8 @@ func TestConcurrentOpens(t *testing.T) {
 }
 
 // TestDamagedCache: cache files damaged after they were written are
-// noticed, thrown away and fetched again.
+// found (by VerifyCache for chunks, on read for cached tars), thrown away
+// and fetched again.
 func TestDamagedCache(t *testing.T) {
 	reg := testimage.StartInProcessRegistry(t)
 	for _, enc := range []testimage.Encoding{testimage.Gzip, testimage.EStargz} {
@@ -115,6 +116,24 @@ func TestDamagedCache(t *testing.T) {
 			})
 			require.NoError(t, err)
 			require.Positive(t, damaged)
+			// Cached chunks are read without hashing them again: the
+			// damage is found by VerifyCache (nanofs cache verify), which
+			// removes what it finds. Cached tars keep their segment
+			// digests, checked on every read.
+			vr, err := lazy.VerifyCache(cache)
+			require.NoError(t, err)
+			if enc == testimage.EStargz {
+				assert.Len(t, vr.Corrupt, damaged, "every damaged chunk is found")
+				for _, e := range vr.Corrupt {
+					assert.True(t, strings.HasPrefix(e, "chunks/sha256:"), e)
+				}
+			} else {
+				assert.Empty(t, vr.Corrupt)
+			}
+			assert.Positive(t, vr.Entries)
+			vr, err = lazy.VerifyCache(cache)
+			require.NoError(t, err)
+			assert.Empty(t, vr.Corrupt, "a second pass finds nothing left")
 			c.Reset()
 			got, err := openAndWalk(t, c.Ref("edge"), cache)
 			require.NoError(t, err)
