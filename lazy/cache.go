@@ -84,7 +84,7 @@ func PruneCache(dir string, maxSize int64) (*PruneResult, error) {
 }
 
 // cacheEntry is the files of one cached item: kind/xx/<hex> with any
-// suffix (.tar, .index, .lock).
+// suffix (.tar, .idx, .lock).
 type cacheEntry struct {
 	files []string
 	size  int64

@@ -127,6 +127,9 @@ func openStargz(ctx context.Context, l *layer, store *cas.Store, jobs int, sh *s
 		return nil, nil, fmt.Errorf("layer %s: TOC digest annotation: %w", key, err)
 	}
 	s := &stargzLayer{l: l, store: store, jobs: jobs, sh: sh, hot: sh.hot, inflight: map[int64]*memberCall{}, verified: map[string]bool{}}
+	if entries, err := s.cachedEntries(want); err == nil {
+		return s, entries, nil
+	}
 	tocJSON, err := s.cachedTOC(want)
 	if err != nil {
 		for attempt := 0; ; attempt++ {
@@ -152,7 +155,51 @@ func openStargz(ctx context.Context, l *layer, store *cas.Store, jobs int, sh *s
 		}
 		return nil, nil, fmt.Errorf("layer %s: TOC: %w", key, err)
 	}
+	if rec, err := encodeBinIndex(&tocEntries{TOCDigest: want.String(), TOCOffset: s.tocOffset, BlobSize: l.size, Entries: entries}); err == nil {
+		_ = s.store.WriteMeta(tocKind, key, binIndexSuffix, rec) // only an optimisation
+	}
 	return s, entries, nil
+}
+
+// tocEntries is a layer's TOC as entries, kept in the cache beside the
+// TOC (binary, under the layer's digest): a warm open reads it instead of
+// hashing and parsing the TOC's JSON.
+type tocEntries struct {
+	TOCDigest string
+	TOCOffset int64
+	BlobSize  int64
+	Entries   []overlay.Entry
+}
+
+// cachedEntries returns the layer's entries from the cache's binary index.
+func (s *stargzLayer) cachedEntries(want v1.Hash) ([]overlay.Entry, error) {
+	key := s.l.key.String()
+	raw, err := s.store.ReadMeta(tocKind, key, binIndexSuffix)
+	if err != nil {
+		return nil, err
+	}
+	var te tocEntries
+	if err := decodeBinIndex(raw, &te); err != nil {
+		return nil, err
+	}
+	if te.TOCDigest != want.String() || te.BlobSize != s.l.size || te.TOCOffset <= 0 || te.TOCOffset >= s.l.size {
+		return nil, errors.New("cached TOC index does not fit")
+	}
+	for i := range te.Entries {
+		// Entries were checked when the TOC was read; their paths are
+		// derived again rather than trusted from the file.
+		if err := te.Entries[i].Check(); err != nil {
+			return nil, err
+		}
+		for _, c := range te.Entries[i].Chunks {
+			if c.Offset < 0 || c.Next <= c.Offset || c.Next > te.TOCOffset || c.Size < 0 {
+				return nil, errors.New("cached TOC index: a chunk outside the blob")
+			}
+		}
+	}
+	s.tocOffset = te.TOCOffset
+	s.tocBytes = s.l.size - te.TOCOffset
+	return te.Entries, nil
 }
 
 func (s *stargzLayer) cachedTOC(want v1.Hash) ([]byte, error) {
