@@ -158,10 +158,10 @@ type VerifyResult struct {
 }
 
 // verifiedKinds are the cache kinds whose files are named by the digest
-// of their whole content: eStargz chunks and TOCs, and blobs (configs,
-// blobs kept whole). Layers read whole ("layers") keep their own
+// of their whole content: eStargz chunks and TOCs, blobs (configs, blobs
+// kept whole) and manifests. Layers read whole ("layers") keep their own
 // per-segment digests, checked when read.
-var verifiedKinds = []string{chunkKind, tocKind, wholeKind}
+var verifiedKinds = []string{chunkKind, tocKind, wholeKind, manifestKind}
 
 // VerifyCache hashes every content-addressed entry of the cache in dir
 // (DefaultCacheDir when "") and removes those whose content does not match

@@ -50,6 +50,50 @@ func TestCacheReuse(t *testing.T) {
 	}
 }
 
+// TestDigestReferenceWarm: an image referenced by digest whose manifest,
+// config and files are cached opens and reads without a single request to
+// the registry (not even its /v2/ ping), whatever the encoding; a tag
+// still asks the registry for its digest.
+func TestDigestReferenceWarm(t *testing.T) {
+	reg := testimage.StartInProcessRegistry(t)
+	for _, enc := range testimage.Encodings {
+		t.Run(enc.String(), func(t *testing.T) {
+			img := testimage.EdgeSpec().Image(t, enc)
+			reg.Push(t, "edge", img)
+			d, err := img.Digest()
+			require.NoError(t, err)
+			c := testimage.StartCounter(t, reg.Host)
+			cache := t.TempDir()
+			byDigest := c.Ref("edge@" + d.String())
+			first, err := openAndWalk(t, byDigest, cache)
+			require.NoError(t, err)
+			assert.Positive(t, c.Stats().Requests)
+			c.Reset()
+			second, err := openAndWalk(t, byDigest, cache)
+			require.NoError(t, err)
+			assert.Equal(t, first, second)
+			assert.Zero(t, c.Stats().Requests, "%+v", c.Stats().Log)
+
+			c.Reset()
+			third, err := openAndWalk(t, c.Ref("edge"), cache)
+			require.NoError(t, err)
+			assert.Equal(t, first, third)
+			assert.Positive(t, c.Stats().Requests, "a tag is resolved by the registry")
+			assert.Zero(t, c.Stats().BlobRequests, "%+v", c.Stats().Log)
+
+			// A cached manifest whose blob went missing: the registry is
+			// asked (ping, token) only then.
+			require.NoError(t, os.RemoveAll(filepath.Join(cache, "chunks")))
+			require.NoError(t, os.RemoveAll(filepath.Join(cache, "layers")))
+			c.Reset()
+			fourth, err := openAndWalk(t, byDigest, cache)
+			require.NoError(t, err)
+			assert.Equal(t, first, fourth)
+			assert.Positive(t, c.Stats().BlobRequests)
+		})
+	}
+}
+
 // TestConcurrentOpens: several opens of one image on one cache at once
 // (each taking the cache's file locks as separate processes would)
 // download each streamed layer once.

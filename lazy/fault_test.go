@@ -57,7 +57,7 @@ func requireCacheVerified(t *testing.T, dir string, diffIDs map[string]v1.Hash) 
 			assert.Equal(t, want.Hex, sha256File(t, p), "cached tar %s is the layer's verified content", rel)
 			_, err := os.Stat(strings.TrimSuffix(p, ".tar") + ".idx")
 			assert.NoError(t, err, "cached tar %s has its index", rel)
-		case kind == "chunks" || kind == "toc" || kind == "blobs":
+		case kind == "chunks" || kind == "toc" || kind == "blobs" || kind == "manifests":
 			assert.Equal(t, base, sha256File(t, p), "%s is verified content", rel)
 		default:
 			t.Errorf("unexpected cache file %s", rel)
