@@ -12,6 +12,12 @@
 //     checked against the annotation; a file read then fetches only the gzip
 //     members holding the chunks it touches (neighbours in one request), each
 //     chunk checked against its TOC digest and cached by it.
+//   - zstd:chunked (podman and buildah's partial-pull format: a zstd layer
+//     whose files' contents are zstd frames of their own, its TOC located
+//     by the manifest-position annotation, io.github.containers.* or the
+//     older io.containers.* keys): the TOC is fetched with one range
+//     request and checked against the manifest-checksum annotation; files
+//     are then read frame by frame as eStargz ones are.
 //   - gzip, zstd and uncompressed layers: no random access exists, so the
 //     layer is read once, decompressed while it downloads, its tar entries
 //     recorded, and the uncompressed tar kept in the cache, published only

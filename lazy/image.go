@@ -127,6 +127,17 @@ func (img *Image) index(ctx context.Context, o *options) error {
 	for i, l := range img.layers {
 		g.Go(func() error {
 			var err error
+			if isZstdChunked(l) {
+				l.stargz, entries[i], err = openZstdChunked(gctx, l, img.store, o.jobs, img.sh)
+				if err == nil {
+					l.lazy.Store(true)
+					l.tocBytes.Store(l.stargz.tocBytes)
+				}
+				if !errors.Is(err, errNotStargz) {
+					return err
+				}
+				l.stargz = nil
+			}
 			if isStargz(l) {
 				l.stargz, entries[i], err = openStargz(gctx, l, img.store, o.jobs, img.sh)
 				if err == nil {

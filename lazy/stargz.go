@@ -81,6 +81,7 @@ type stargzLayer struct {
 	store *cas.Store
 	jobs  int
 	sh    *stargzShared
+	zstd  bool // a zstd:chunked layer: members are zstd frames
 
 	tocOffset int64
 	tocBytes  int64 // compressed bytes of footer and TOC, fetched or not
@@ -527,11 +528,22 @@ func (s *stargzLayer) fetchRun(ctx context.Context, run []*member) error {
 func (s *stargzLayer) storeMember(m *member, compressed []byte) error {
 	chunks := slices.Clone(m.chunks)
 	sort.Slice(chunks, func(i, j int) bool { return chunks[i].Inner < chunks[j].Inner })
-	zr, err := gzip.NewReader(bytes.NewReader(compressed))
-	if err != nil {
-		return fmt.Errorf("layer %s: %s: gzip member at %d: %w (%w)", s.l.key, chunks[0].File, m.offset, err, ErrDigestMismatch)
+	var zr io.Reader
+	if s.zstd {
+		d, err := getZstdDecoder(bytes.NewReader(compressed))
+		if err != nil {
+			return fmt.Errorf("layer %s: %s: zstd frame at %d: %w (%w)", s.l.key, chunks[0].File, m.offset, err, ErrDigestMismatch)
+		}
+		defer putZstdDecoder(d)
+		zr = d
+	} else {
+		gz, err := gzip.NewReader(bytes.NewReader(compressed))
+		if err != nil {
+			return fmt.Errorf("layer %s: %s: gzip member at %d: %w (%w)", s.l.key, chunks[0].File, m.offset, err, ErrDigestMismatch)
+		}
+		defer gz.Close()
+		zr = gz
 	}
-	defer zr.Close()
 	var pos int64
 	for _, c := range chunks {
 		if c.Inner < pos {
