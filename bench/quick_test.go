@@ -2,11 +2,9 @@ package bench
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -17,8 +15,8 @@ import (
 
 // TestQuickCompare is a short side-by-side of two nanofs binaries (the one
 // under test, NANOFS_BIN, and a baseline, NANOFS_BASE_BIN: the same tool
-// built from an earlier commit) building the debian-node eStargz image
-// cold and warm, through the delay proxy (NANOFS_QUICK_RTT, default 20ms)
+// built from an earlier commit) building the debian-node image, eStargz
+// and zstd:chunked, cold and warm, through the delay proxy (NANOFS_QUICK_RTT, default 20ms)
 // without a rate limit: it shows what round trips and CPU cost without the
 // minutes of `make bench`. It runs only with NANOFS_QUICK=1, and reports
 // wall time, registry bytes and CPU seconds per MB fetched of each build.
@@ -41,16 +39,20 @@ func TestQuickCompare(t *testing.T) {
 		rtt, err = time.ParseDuration(s)
 		require.NoError(t, err)
 	}
-	img := testimage.CatalogImage(t, testimage.CatalogDebianNode, testimage.EStargz)
 	reg := testimage.StartInProcessRegistry(t)
-	reg.Push(t, "node", img)
+	reg.Push(t, "node-estargz", testimage.CatalogImage(t, testimage.CatalogDebianNode, testimage.EStargz))
+	gz := testimage.CatalogImage(t, testimage.CatalogDebianNode, testimage.Gzip)
+	reg.Push(t, "node-zstd-chunked", testimage.ZstdChunkedImage(t, gz, testimage.ZstdChunkedOptions{}))
 	c := testimage.StartCounter(t, reg.Host)
 	p, err := StartDelayProxy(c.Host, rtt)
 	require.NoError(t, err)
 	defer p.Close()
-	ref := p.Addr + "/node"
 
-	build := func(bin, cache string) (wall, cpu time.Duration, bytes int64) {
+	type row struct {
+		wall, cpu time.Duration
+		bytes     int64
+	}
+	build := func(bin, ref, cache string) row {
 		t.Helper()
 		c.Reset()
 		out := filepath.Join(t.TempDir(), "disk.img")
@@ -59,26 +61,7 @@ func TestQuickCompare(t *testing.T) {
 		cmd.Stderr = &stderr
 		start := time.Now()
 		require.NoError(t, cmd.Run(), stderr.String())
-		wall = time.Since(start)
-		cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-		return wall, cpu, c.Stats().BlobBytes
-	}
-	const rounds = 3
-	type row struct{ wall, cpu time.Duration }
-	res := map[string]map[string][]row{}
-	var fetched = map[string]int64{}
-	for i := 0; i < rounds; i++ {
-		for _, which := range []string{"base", "new"} {
-			if res[which] == nil {
-				res[which] = map[string][]row{}
-			}
-			cache := t.TempDir()
-			w, cpu, n := build(bins[which], cache)
-			res[which]["cold"] = append(res[which]["cold"], row{w, cpu})
-			fetched[which] = n
-			w, cpu, _ = build(bins[which], cache)
-			res[which]["warm"] = append(res[which]["warm"], row{w, cpu})
-		}
+		return row{wall: time.Since(start), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), bytes: c.Stats().BlobBytes}
 	}
 	best := func(rs []row) row {
 		b := rs[0]
@@ -89,15 +72,28 @@ func TestQuickCompare(t *testing.T) {
 		}
 		return b
 	}
-	for _, phase := range []string{"cold", "warm"} {
-		b, n := best(res["base"][phase]), best(res["new"][phase])
-		mb := func(which string) float64 { return float64(fetched[which]) / 1e6 }
-		t.Logf("%s (best of %d, rtt %v): base %v (cpu %v, %.3f cpu-s/MB fetched), new %v (cpu %v, %.3f cpu-s/MB): ratio %.2f",
-			phase, rounds, rtt, b.wall.Round(time.Millisecond), b.cpu.Round(time.Millisecond), b.cpu.Seconds()/mb("base"),
-			n.wall.Round(time.Millisecond), n.cpu.Round(time.Millisecond), n.cpu.Seconds()/mb("new"),
-			n.wall.Seconds()/b.wall.Seconds())
+	const rounds = 3
+	for _, enc := range []string{"estargz", "zstd-chunked"} {
+		ref := p.Addr + "/node-" + enc
+		res := map[string]map[string][]row{"base": {}, "new": {}}
+		for range rounds {
+			for _, which := range []string{"base", "new"} {
+				cache := t.TempDir()
+				res[which]["cold"] = append(res[which]["cold"], build(bins[which], ref, cache))
+				res[which]["warm"] = append(res[which]["warm"], build(bins[which], ref, cache))
+			}
+		}
+		for _, phase := range []string{"cold", "warm"} {
+			b, n := best(res["base"][phase]), best(res["new"][phase])
+			perMB := func(r row, cold row) float64 { return r.cpu.Seconds() / (float64(cold.bytes) / 1e6) }
+			bc, nc := best(res["base"]["cold"]), best(res["new"]["cold"])
+			t.Logf("%s %s (best of %d, rtt %v): base %v (cpu %v, %.3f cpu-s/MB fetched cold, %s from the registry), new %v (cpu %v, %.3f cpu-s/MB, %s): time ratio %.2f",
+				enc, phase, rounds, rtt,
+				b.wall.Round(time.Millisecond), b.cpu.Round(time.Millisecond), perMB(b, bc), fmtBytes(b.bytes),
+				n.wall.Round(time.Millisecond), n.cpu.Round(time.Millisecond), perMB(n, nc), fmtBytes(n.bytes),
+				n.wall.Seconds()/b.wall.Seconds())
+		}
 	}
-	t.Logf("cold fetched: base %s, new %s", strconv.FormatInt(fetched["base"], 10), fmt.Sprint(fetched["new"]))
 }
 
 type bytesBuffer = bytes.Buffer
