@@ -84,7 +84,7 @@ func PruneCache(dir string, maxSize int64) (*PruneResult, error) {
 }
 
 // cacheEntry is the files of one cached item: kind/xx/<hex> with any
-// suffix (.tar, .index, .lock).
+// suffix (.tar, .idx, .lock).
 type cacheEntry struct {
 	files []string
 	size  int64
@@ -148,4 +148,88 @@ func cacheEntries(root string) ([]*cacheEntry, error) {
 func touch(p string) {
 	now := time.Now()
 	_ = os.Chtimes(p, now, now) // only an ordering hint
+}
+
+// VerifyResult says what VerifyCache checked and what it removed.
+type VerifyResult struct {
+	Entries int      // content-addressed entries hashed
+	Bytes   int64    // their bytes
+	Corrupt []string // entries whose content does not match their name (removed), as kind/digest
+}
+
+// verifiedKinds are the cache kinds whose files are named by the digest
+// of their whole content: eStargz chunks and TOCs, blobs (configs, blobs
+// kept whole) and manifests. Layers read whole ("layers") keep their own
+// per-segment digests, checked when read.
+var verifiedKinds = []string{chunkKind, tocKind, wholeKind, manifestKind}
+
+// VerifyCache hashes every content-addressed entry of the cache in dir
+// (DefaultCacheDir when "") and removes those whose content does not match
+// their name, so that the next build fetches them again. Builds do not
+// hash cached chunks again when they read them (each was checked before it
+// was stored, and is read after a size check only): this is the check of
+// what a disk error or a hand may have damaged since.
+func VerifyCache(dir string) (*VerifyResult, error) {
+	if dir == "" {
+		var err error
+		if dir, err = DefaultCacheDir(); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("cache %s: %w", dir, err)
+	}
+	res := &VerifyResult{}
+	var errs []error
+	for _, kind := range verifiedKinds {
+		root := filepath.Join(dir, kind)
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil
+				}
+				return err
+			}
+			name := d.Name()
+			if d.IsDir() || !d.Type().IsRegular() || len(name) != 64 || !isHex(name) {
+				return nil // temporary files, locks, records with a suffix
+			}
+			f, err := os.Open(p)
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil // pruned meanwhile
+				}
+				errs = append(errs, fmt.Errorf("cache: %w", err))
+				return nil
+			}
+			got, n, err := cas.SHA256Reader(f)
+			f.Close()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("cache: %s: %w", p, err))
+				return nil
+			}
+			res.Entries++
+			res.Bytes += n
+			if got != "sha256:"+name {
+				res.Corrupt = append(res.Corrupt, kind+"/sha256:"+name)
+				if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					errs = append(errs, fmt.Errorf("cache: removing damaged %s: %w", p, err))
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cache: %w", err))
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -50,6 +50,50 @@ func TestCacheReuse(t *testing.T) {
 	}
 }
 
+// TestDigestReferenceWarm: an image referenced by digest whose manifest,
+// config and files are cached opens and reads without a single request to
+// the registry (not even its /v2/ ping), whatever the encoding; a tag
+// still asks the registry for its digest.
+func TestDigestReferenceWarm(t *testing.T) {
+	reg := testimage.StartInProcessRegistry(t)
+	for _, enc := range testimage.Encodings {
+		t.Run(enc.String(), func(t *testing.T) {
+			img := testimage.EdgeSpec().Image(t, enc)
+			reg.Push(t, "edge", img)
+			d, err := img.Digest()
+			require.NoError(t, err)
+			c := testimage.StartCounter(t, reg.Host)
+			cache := t.TempDir()
+			byDigest := c.Ref("edge@" + d.String())
+			first, err := openAndWalk(t, byDigest, cache)
+			require.NoError(t, err)
+			assert.Positive(t, c.Stats().Requests)
+			c.Reset()
+			second, err := openAndWalk(t, byDigest, cache)
+			require.NoError(t, err)
+			assert.Equal(t, first, second)
+			assert.Zero(t, c.Stats().Requests, "%+v", c.Stats().Log)
+
+			c.Reset()
+			third, err := openAndWalk(t, c.Ref("edge"), cache)
+			require.NoError(t, err)
+			assert.Equal(t, first, third)
+			assert.Positive(t, c.Stats().Requests, "a tag is resolved by the registry")
+			assert.Zero(t, c.Stats().BlobRequests, "%+v", c.Stats().Log)
+
+			// A cached manifest whose blob went missing: the registry is
+			// asked (ping, token) only then.
+			require.NoError(t, os.RemoveAll(filepath.Join(cache, "chunks")))
+			require.NoError(t, os.RemoveAll(filepath.Join(cache, "layers")))
+			c.Reset()
+			fourth, err := openAndWalk(t, byDigest, cache)
+			require.NoError(t, err)
+			assert.Equal(t, first, fourth)
+			assert.Positive(t, c.Stats().BlobRequests)
+		})
+	}
+}
+
 // TestConcurrentOpens: several opens of one image on one cache at once
 // (each taking the cache's file locks as separate processes would)
 // download each streamed layer once.
@@ -81,7 +125,8 @@ func TestConcurrentOpens(t *testing.T) {
 }
 
 // TestDamagedCache: cache files damaged after they were written are
-// noticed, thrown away and fetched again.
+// found (by VerifyCache for chunks, on read for cached tars), thrown away
+// and fetched again.
 func TestDamagedCache(t *testing.T) {
 	reg := testimage.StartInProcessRegistry(t)
 	for _, enc := range []testimage.Encoding{testimage.Gzip, testimage.EStargz} {
@@ -115,6 +160,24 @@ func TestDamagedCache(t *testing.T) {
 			})
 			require.NoError(t, err)
 			require.Positive(t, damaged)
+			// Cached chunks are read without hashing them again: the
+			// damage is found by VerifyCache (nanofs cache verify), which
+			// removes what it finds. Cached tars keep their segment
+			// digests, checked on every read.
+			vr, err := lazy.VerifyCache(cache)
+			require.NoError(t, err)
+			if enc == testimage.EStargz {
+				assert.Len(t, vr.Corrupt, damaged, "every damaged chunk is found")
+				for _, e := range vr.Corrupt {
+					assert.True(t, strings.HasPrefix(e, "chunks/sha256:"), e)
+				}
+			} else {
+				assert.Empty(t, vr.Corrupt)
+			}
+			assert.Positive(t, vr.Entries)
+			vr, err = lazy.VerifyCache(cache)
+			require.NoError(t, err)
+			assert.Empty(t, vr.Corrupt, "a second pass finds nothing left")
 			c.Reset()
 			got, err := openAndWalk(t, c.Ref("edge"), cache)
 			require.NoError(t, err)

@@ -12,6 +12,12 @@
 //     checked against the annotation; a file read then fetches only the gzip
 //     members holding the chunks it touches (neighbours in one request), each
 //     chunk checked against its TOC digest and cached by it.
+//   - zstd:chunked (podman and buildah's partial-pull format: a zstd layer
+//     whose files' contents are zstd frames of their own, its TOC located
+//     by the manifest-position annotation, io.github.containers.* or the
+//     older io.containers.* keys): the TOC is fetched with one range
+//     request and checked against the manifest-checksum annotation; files
+//     are then read frame by frame as eStargz ones are.
 //   - gzip, zstd and uncompressed layers: no random access exists, so the
 //     layer is read once, decompressed while it downloads, its tar entries
 //     recorded, and the uncompressed tar kept in the cache, published only
@@ -29,8 +35,17 @@
 // only so far (WithMaxExpansion).
 //
 // The cache (os.UserCacheDir()/nanofs unless WithCacheDir) is
-// content-addressed, written atomically, checked again when read, and
-// shared by concurrent processes through file locks. Its temporary files
+// content-addressed, written atomically and shared by concurrent processes
+// through file locks. An eStargz chunk is checked against its digest once,
+// before it is stored, and read from then on with pread after a size check
+// (VerifyCache hashes every entry again on demand); a cached tar keeps
+// per-segment digests checked on every read.
+//
+// Reads of eStargz layers are fetched ahead: PrefetchLater queues files
+// (a resolve queues each file it puts in a plan) that background workers
+// fetch while the caller goes on; an image keeps a bounded number of range
+// requests in flight, neighbouring members share a request, and each gzip
+// member is decompressed and hashed on a core of its own. Its temporary files
 // carry the writer's PID: Open removes those of processes that died, and
 // PruneCache also bounds the cache's size, least recently used first.
 package lazy

@@ -48,16 +48,16 @@ func requireCacheVerified(t *testing.T, dir string, diffIDs map[string]v1.Hash) 
 		kind := strings.Split(rel, string(filepath.Separator))[0]
 		require.False(t, strings.HasPrefix(base, ".tmp-"), "temporary file left behind: %s", rel)
 		switch {
-		case strings.HasSuffix(base, ".lock") || strings.HasSuffix(base, ".json") || strings.HasSuffix(base, ".index"):
+		case strings.HasSuffix(base, ".lock") || strings.HasSuffix(base, ".json") || strings.HasSuffix(base, ".index") || strings.HasSuffix(base, ".idx"):
 			return nil
 		case kind == "layers" && strings.HasSuffix(base, ".tar"):
 			layer := "sha256:" + strings.TrimSuffix(base, ".tar")
 			want, ok := diffIDs[layer]
 			require.True(t, ok, "cached tar of an unknown layer: %s", rel)
 			assert.Equal(t, want.Hex, sha256File(t, p), "cached tar %s is the layer's verified content", rel)
-			_, err := os.Stat(strings.TrimSuffix(p, ".tar") + ".index")
+			_, err := os.Stat(strings.TrimSuffix(p, ".tar") + ".idx")
 			assert.NoError(t, err, "cached tar %s has its index", rel)
-		case kind == "chunks" || kind == "toc" || kind == "blobs":
+		case kind == "chunks" || kind == "toc" || kind == "blobs" || kind == "manifests":
 			assert.Equal(t, base, sha256File(t, p), "%s is verified content", rel)
 		default:
 			t.Errorf("unexpected cache file %s", rel)

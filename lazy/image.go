@@ -36,6 +36,8 @@ type Image struct {
 	jobs   int
 
 	cfgStats *counter
+	sh       *stargzShared // what the eStargz layers share
+	bg       *background   // fetches queued by PrefetchLater
 
 	ctx    context.Context // bounds every fetch; cancelled by Close
 	cancel context.CancelFunc
@@ -95,6 +97,7 @@ func Open(ctx context.Context, ref string, opts ...Option) (*Image, error) {
 		defer stop()
 	}
 	img.ctx, img.cancel = context.WithCancel(ctx)
+	img.bg = &background{}
 	if err := json.Unmarshal(r.rawConfig, &img.config); err != nil {
 		img.Close()
 		return nil, fmt.Errorf("%s: config: %w", r.name, err)
@@ -110,17 +113,33 @@ func Open(ctx context.Context, ref string, opts ...Option) (*Image, error) {
 // keeps in memory.
 const hotChunkBytes = 64 << 20
 
+// minConns is the fewest range requests an image keeps in flight at once
+// (WithJobs may allow more): enough to hide the round trips of the small
+// requests a resolve makes while a prefetch streams large files.
+const minConns = 8
+
 // index reads every layer's entries (in parallel) and merges them.
 func (img *Image) index(ctx context.Context, o *options) error {
 	entries := make([][]overlay.Entry, len(img.layers))
-	hot := newChunkLRU(hotChunkBytes)
+	img.sh = newStargzShared(max(o.jobs, minConns))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.jobs)
 	for i, l := range img.layers {
 		g.Go(func() error {
 			var err error
+			if isZstdChunked(l) {
+				l.stargz, entries[i], err = openZstdChunked(gctx, l, img.store, o.jobs, img.sh)
+				if err == nil {
+					l.lazy.Store(true)
+					l.tocBytes.Store(l.stargz.tocBytes)
+				}
+				if !errors.Is(err, errNotStargz) {
+					return err
+				}
+				l.stargz = nil
+			}
 			if isStargz(l) {
-				l.stargz, entries[i], err = openStargz(gctx, l, img.store, o.jobs, hot)
+				l.stargz, entries[i], err = openStargz(gctx, l, img.store, o.jobs, img.sh)
 				if err == nil {
 					l.lazy.Store(true)
 					l.tocBytes.Store(l.stargz.tocBytes)
@@ -182,6 +201,7 @@ func reportProgress(fn func(Stats), layers []*layer, cfg *counter) (stop func())
 func (img *Image) Close() error {
 	img.closeOnce.Do(func() {
 		img.cancel()
+		img.bg.stop()
 		var errs []error
 		for _, l := range img.layers {
 			errs = append(errs, l.close())

@@ -136,14 +136,28 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 	if err != nil {
 		return nil, fmt.Errorf("%s: looking up credentials: %w", repo, err)
 	}
-	authed, err := newTransport(ctx, repo, auth, base, o.policy)
-	if err != nil {
+	// A reference by digest whose manifest is in the cache needs no
+	// request at all: the registry is pinged (and a token fetched) only
+	// once a blob turns out to be missing from the cache.
+	var authed http.RoundTripper
+	desc := cachedManifest(store, ref)
+	if desc != nil {
+		authed = &lazyTransport{connect: func() (http.RoundTripper, error) {
+			t, err := newTransport(ctx, repo, auth, base, o.policy)
+			if err != nil {
+				return nil, classify(err, fmt.Sprintf("registry %s", repo.RegistryStr()))
+			}
+			return t, nil
+		}}
+	} else if authed, err = newTransport(ctx, repo, auth, base, o.policy); err != nil {
 		return nil, classify(err, fmt.Sprintf("registry %s", repo.RegistryStr()))
 	}
 	ropts := []remote.Option{remote.WithTransport(authed), remote.WithContext(ctx)}
-	desc, err := getManifest(ctx, ref, o.policy, ropts)
-	if err != nil {
-		return nil, classify(err, ref.String())
+	if desc == nil {
+		if desc, err = getManifest(ctx, ref, o.policy, ropts); err != nil {
+			return nil, classify(err, ref.String())
+		}
+		keepManifest(store, desc)
 	}
 	what := ref.String()
 	for depth := 0; desc.MediaType.IsIndex(); depth++ {
@@ -158,9 +172,12 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 		if err != nil {
 			return nil, err
 		}
-		desc, err = getManifest(ctx, repo.Digest(child.Digest.String()), o.policy, ropts)
-		if err != nil {
-			return nil, classify(err, what)
+		childRef := repo.Digest(child.Digest.String())
+		if desc = cachedManifest(store, childRef); desc == nil {
+			if desc, err = getManifest(ctx, childRef, o.policy, ropts); err != nil {
+				return nil, classify(err, what)
+			}
+			keepManifest(store, desc)
 		}
 	}
 	if desc.MediaType.IsSchema1() {

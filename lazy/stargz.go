@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -38,21 +39,54 @@ const (
 	// maxTOCSize bounds what a hostile footer can make us allocate.
 	maxTOCSize = 512 << 20
 	// Members of one request: neighbours closer than maxGap are fetched in
-	// one request (the gap is read and dropped), up to maxRun bytes.
+	// one request (the gap is read and dropped), up to maxRun bytes. Runs
+	// are kept short enough that a large file is fetched over several
+	// connections and a reader waiting for one of its members is not
+	// queued behind tens of megabytes.
 	maxGap = 32 << 10
-	maxRun = 32 << 20
+	maxRun = 8 << 20
 )
+
+// stargzShared is what an image's eStargz layers share: recently read
+// chunks, and the bounds on connections and on decompressing workers.
+type stargzShared struct {
+	hot   *chunkLRU
+	conns chan struct{} // one token per range request in flight
+	bg    chan struct{} // taken first by background fetches: conns keeps room for reads
+	cpu   chan struct{} // one token per member being decompressed and hashed
+}
+
+func newStargzShared(conns int) *stargzShared {
+	return &stargzShared{
+		hot:   newChunkLRU(hotChunkBytes),
+		conns: make(chan struct{}, max(1, conns)),
+		bg:    make(chan struct{}, max(1, conns-2)),
+		cpu:   make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+	}
+}
+
+// acquire takes a token of sem, or gives up when ctx ends.
+func acquire(ctx context.Context, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // stargzLayer fetches and caches chunks of one eStargz blob.
 type stargzLayer struct {
 	l     *layer
 	store *cas.Store
 	jobs  int
+	sh    *stargzShared
+	zstd  bool // a zstd:chunked layer: members are zstd frames
 
 	tocOffset int64
 	tocBytes  int64 // compressed bytes of footer and TOC, fetched or not
 
-	hot *chunkLRU // recently read chunks, shared by the image's layers
+	hot *chunkLRU // recently read chunks, shared by the image's layers (sh.hot)
 
 	mu       sync.Mutex
 	inflight map[int64]*memberCall // by member offset
@@ -87,13 +121,16 @@ func isStargz(l *layer) bool {
 
 // openStargz reads (or finds in the cache) the layer's TOC and returns its
 // entries.
-func openStargz(ctx context.Context, l *layer, store *cas.Store, jobs int, hot *chunkLRU) (*stargzLayer, []overlay.Entry, error) {
+func openStargz(ctx context.Context, l *layer, store *cas.Store, jobs int, sh *stargzShared) (*stargzLayer, []overlay.Entry, error) {
 	key := l.key.String()
 	want, err := v1.NewHash(l.annotations[estargz.TOCJSONDigestAnnotation])
 	if err != nil {
 		return nil, nil, fmt.Errorf("layer %s: TOC digest annotation: %w", key, err)
 	}
-	s := &stargzLayer{l: l, store: store, jobs: jobs, hot: hot, inflight: map[int64]*memberCall{}, verified: map[string]bool{}}
+	s := &stargzLayer{l: l, store: store, jobs: jobs, sh: sh, hot: sh.hot, inflight: map[int64]*memberCall{}, verified: map[string]bool{}}
+	if entries, err := s.cachedEntries(want); err == nil {
+		return s, entries, nil
+	}
 	tocJSON, err := s.cachedTOC(want)
 	if err != nil {
 		for attempt := 0; ; attempt++ {
@@ -119,7 +156,51 @@ func openStargz(ctx context.Context, l *layer, store *cas.Store, jobs int, hot *
 		}
 		return nil, nil, fmt.Errorf("layer %s: TOC: %w", key, err)
 	}
+	if rec, err := encodeBinIndex(&tocEntries{TOCDigest: want.String(), TOCOffset: s.tocOffset, BlobSize: l.size, Entries: entries}); err == nil {
+		_ = s.store.WriteMeta(tocKind, key, binIndexSuffix, rec) // only an optimisation
+	}
 	return s, entries, nil
+}
+
+// tocEntries is a layer's TOC as entries, kept in the cache beside the
+// TOC (binary, under the layer's digest): a warm open reads it instead of
+// hashing and parsing the TOC's JSON.
+type tocEntries struct {
+	TOCDigest string
+	TOCOffset int64
+	BlobSize  int64
+	Entries   []overlay.Entry
+}
+
+// cachedEntries returns the layer's entries from the cache's binary index.
+func (s *stargzLayer) cachedEntries(want v1.Hash) ([]overlay.Entry, error) {
+	key := s.l.key.String()
+	raw, err := s.store.ReadMeta(tocKind, key, binIndexSuffix)
+	if err != nil {
+		return nil, err
+	}
+	var te tocEntries
+	if err := decodeBinIndex(raw, &te); err != nil {
+		return nil, err
+	}
+	if te.TOCDigest != want.String() || te.BlobSize != s.l.size || te.TOCOffset <= 0 || te.TOCOffset >= s.l.size {
+		return nil, errors.New("cached TOC index does not fit")
+	}
+	for i := range te.Entries {
+		// Entries were checked when the TOC was read; their paths are
+		// derived again rather than trusted from the file.
+		if err := te.Entries[i].Check(); err != nil {
+			return nil, err
+		}
+		for _, c := range te.Entries[i].Chunks {
+			if c.Offset < 0 || c.Next <= c.Offset || c.Next > te.TOCOffset || c.Size < 0 {
+				return nil, errors.New("cached TOC index: a chunk outside the blob")
+			}
+		}
+	}
+	s.tocOffset = te.TOCOffset
+	s.tocBytes = s.l.size - te.TOCOffset
+	return te.Entries, nil
 }
 
 func (s *stargzLayer) cachedTOC(want v1.Hash) ([]byte, error) {
@@ -208,6 +289,8 @@ func (s *stargzLayer) fetchTOC(ctx context.Context, want v1.Hash) ([]byte, error
 type member struct {
 	offset, next int64
 	chunks       []overlay.Chunk
+	call         *memberCall // this fetch's claim on the member (s.inflight)
+	released     bool        // the claim was given up (guarded by s.mu)
 }
 
 // ensure puts every chunk of cs in the cache, fetching the members that
@@ -272,22 +355,42 @@ func (s *stargzLayer) claim(cs []overlay.Chunk) (mine []*member, theirs []*membe
 			theirs = append(theirs, call)
 			continue
 		}
-		s.inflight[off] = &memberCall{done: make(chan struct{})}
+		m.call = &memberCall{done: make(chan struct{})}
+		s.inflight[off] = m.call
 		mine = append(mine, m)
 	}
 	sort.Slice(mine, func(i, j int) bool { return mine[i].offset < mine[j].offset })
 	return mine, theirs, nil
 }
 
+// release gives up the claims on ms not given up yet, with err for those
+// waiting on them.
 func (s *stargzLayer) release(ms []*member, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, m := range ms {
-		call := s.inflight[m.offset]
-		delete(s.inflight, m.offset)
-		call.err = err
-		close(call.done)
+		s.releaseLocked(m, err)
 	}
+}
+
+func (s *stargzLayer) releaseLocked(m *member, err error) {
+	if m.released {
+		return
+	}
+	m.released = true
+	if s.inflight[m.offset] == m.call {
+		delete(s.inflight, m.offset)
+	}
+	m.call.err = err
+	close(m.call.done)
+}
+
+// stored gives up the claim on a member whose chunks are all in the
+// cache: whoever waits for it goes on while the rest of its run arrives.
+func (s *stargzLayer) stored(m *member) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releaseLocked(m, nil)
 }
 
 func (s *stargzLayer) cached(digest string) bool {
@@ -337,29 +440,87 @@ func (s *stargzLayer) fetchMembers(ctx context.Context, ms []*member) error {
 }
 
 // fetchRun fetches members run[0].offset..run[last].next in one request
-// and stores their chunks.
+// (holding one of the image's connection tokens) and stores their chunks.
+// Each member is decompressed and hashed by a worker of its own while the
+// next one arrives: gzip members are independent, so all cores work on a
+// run, and the connection goes back as soon as its bytes are in.
 func (s *stargzLayer) fetchRun(ctx context.Context, run []*member) error {
+	background := ctx.Value(backgroundKey{}) != nil
+	if background {
+		if err := acquire(ctx, s.sh.bg); err != nil {
+			return err
+		}
+	}
+	if err := acquire(ctx, s.sh.conns); err != nil {
+		if background {
+			<-s.sh.bg
+		}
+		return err
+	}
+	conn := true
+	giveBack := func() {
+		if conn {
+			conn = false
+			<-s.sh.conns
+			if background {
+				<-s.sh.bg
+			}
+		}
+	}
+	defer giveBack()
 	start, end := run[0].offset, run[len(run)-1].next
 	rc, err := s.l.blob.open(ctx, start, end-start)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	pos := start
-	for _, m := range run {
-		if _, err := io.CopyN(io.Discard, rc, m.offset-pos); err != nil {
-			return fmt.Errorf("layer %s: %w", s.l.key, err)
+	var (
+		wg       sync.WaitGroup
+		errMu    sync.Mutex
+		firstErr error
+	)
+	setErr := func(err error) {
+		errMu.Lock()
+		if firstErr == nil {
+			firstErr = err
 		}
-		buf := make([]byte, m.next-m.offset)
-		if _, err := io.ReadFull(rc, buf); err != nil {
-			return fmt.Errorf("layer %s: %w", s.l.key, err)
-		}
-		pos = m.next
-		if err := s.storeMember(m, buf); err != nil {
-			return err
-		}
+		errMu.Unlock()
 	}
-	return nil
+	read := func() error {
+		pos := start
+		for _, m := range run {
+			if _, err := io.CopyN(io.Discard, rc, m.offset-pos); err != nil {
+				return fmt.Errorf("layer %s: %w", s.l.key, err)
+			}
+			buf := make([]byte, m.next-m.offset)
+			if _, err := io.ReadFull(rc, buf); err != nil {
+				return fmt.Errorf("layer %s: %w", s.l.key, err)
+			}
+			pos = m.next
+			if err := acquire(ctx, s.sh.cpu); err != nil {
+				return err
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-s.sh.cpu }()
+				if err := s.storeMember(m, buf); err != nil {
+					setErr(err)
+					return
+				}
+				s.stored(m)
+			}()
+		}
+		return nil
+	}
+	err = read()
+	rc.Close()
+	giveBack()
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	return firstErr
 }
 
 // storeMember decompresses one member and stores each wanted chunk after
@@ -367,11 +528,22 @@ func (s *stargzLayer) fetchRun(ctx context.Context, run []*member) error {
 func (s *stargzLayer) storeMember(m *member, compressed []byte) error {
 	chunks := slices.Clone(m.chunks)
 	sort.Slice(chunks, func(i, j int) bool { return chunks[i].Inner < chunks[j].Inner })
-	zr, err := gzip.NewReader(bytes.NewReader(compressed))
-	if err != nil {
-		return fmt.Errorf("layer %s: %s: gzip member at %d: %w (%w)", s.l.key, chunks[0].File, m.offset, err, ErrDigestMismatch)
+	var zr io.Reader
+	if s.zstd {
+		d, err := getZstdDecoder(bytes.NewReader(compressed))
+		if err != nil {
+			return fmt.Errorf("layer %s: %s: zstd frame at %d: %w (%w)", s.l.key, chunks[0].File, m.offset, err, ErrDigestMismatch)
+		}
+		defer putZstdDecoder(d)
+		zr = d
+	} else {
+		gz, err := gzip.NewReader(bytes.NewReader(compressed))
+		if err != nil {
+			return fmt.Errorf("layer %s: %s: gzip member at %d: %w (%w)", s.l.key, chunks[0].File, m.offset, err, ErrDigestMismatch)
+		}
+		defer gz.Close()
+		zr = gz
 	}
-	defer zr.Close()
 	var pos int64
 	for _, c := range chunks {
 		if c.Inner < pos {
@@ -443,53 +615,60 @@ func (s *stargzLayer) copyChunks(cs []overlay.Chunk, p []byte, off int64) (int, 
 		if from >= to {
 			continue
 		}
-		data, err := s.chunkData(c)
-		if err != nil {
+		if err := s.chunkRead(c, p[from-off:to-off], from-c.FileOffset); err != nil {
 			return n, err
 		}
-		copy(p[from-off:to-off], data[from-c.FileOffset:])
 		n += int(to - from)
 	}
 	return n, nil
 }
 
-// chunkData returns a chunk's bytes from memory or the cache.
-func (s *stargzLayer) chunkData(c overlay.Chunk) ([]byte, error) {
+// chunkRead fills dst with a chunk's bytes from at, from memory or the
+// cache. A cached chunk was checked against its digest before it was
+// stored under it (the store writes a temporary file and renames it), so
+// it is read as it is, only the part asked for, after a size check that
+// catches a truncated file; VerifyCache hashes every entry again on demand.
+func (s *stargzLayer) chunkRead(c overlay.Chunk, dst []byte, at int64) error {
 	if data := s.hot.get(c.Digest); data != nil {
-		return data, nil
+		copy(dst, data[at:])
+		return nil
 	}
-	s.mu.Lock()
-	ok := s.verified[c.Digest]
-	s.mu.Unlock()
-	var data []byte
-	var err error
-	if ok {
-		var p string
-		if p, err = s.store.Path(chunkKind, c.Digest, ""); err == nil {
-			data, err = os.ReadFile(p)
-		}
-	} else {
-		data, err = s.store.ReadVerified(chunkKind, c.Digest)
-	}
-	if err != nil {
+	gone := func(err error) error {
 		s.mu.Lock()
 		delete(s.verified, c.Digest)
 		s.mu.Unlock()
-		if errors.Is(err, fs.ErrNotExist) {
-			// Removed (damaged, or cleaned) since it was fetched: fetch again.
-			return nil, fmt.Errorf("layer %s: %s: chunk %s: %w", s.l.key, c.File, c.Digest, cas.ErrCorrupt)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, cas.ErrCorrupt) {
+			// Removed (damaged, or pruned) since it was fetched: fetch again.
+			return fmt.Errorf("layer %s: %s: chunk %s: %w", s.l.key, c.File, c.Digest, cas.ErrCorrupt)
 		}
-		return nil, err
+		return fmt.Errorf("layer %s: %s: chunk %s: %w", s.l.key, c.File, c.Digest, err)
 	}
-	if int64(len(data)) != c.Size {
-		// The digest matched, so the TOC lies about the size.
-		return nil, fmt.Errorf("layer %s: %s: chunk %s has %d bytes, the TOC says %d", s.l.key, c.File, c.Digest, len(data), c.Size)
+	p, err := s.store.Path(chunkKind, c.Digest, "")
+	if err != nil {
+		return gone(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return gone(err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return gone(err)
+	}
+	if info.Size() != c.Size {
+		// Cut short (or the TOC lies about the size, which fetching again
+		// then reports): drop it and fetch again.
+		os.Remove(p)
+		return gone(fmt.Errorf("cache: %s has %d bytes, the TOC says %d: %w", p, info.Size(), c.Size, cas.ErrCorrupt))
+	}
+	if _, err := f.ReadAt(dst, at); err != nil {
+		return gone(err)
 	}
 	s.mu.Lock()
 	s.verified[c.Digest] = true
 	s.mu.Unlock()
-	s.hot.put(c.Digest, data)
-	return data, nil
+	return nil
 }
 
 // compressedSize is what fetching cs costs at least: the sizes of the

@@ -174,3 +174,26 @@ func TestLazyTransferDebianNode(t *testing.T) {
 	reg.Push(t, "node", img)
 	lazyTransfer(t, reg, "node", "/usr/bin/node")
 }
+
+// TestLazyTransferZstdChunked: the same measurement on zstd:chunked
+// images (written by testimage with klauspost's zstd): a program's closure
+// costs at most 1.2x its compressed bytes.
+func TestLazyTransferZstdChunked(t *testing.T) {
+	fx := testimage.CFixtures(t)
+	if fx.Dynamic == "" {
+		t.Skip("needs gcc for the C fixtures (apt-get install gcc)")
+	}
+	reg := testimage.StartInProcessRegistry(t)
+	gz := testimage.CatalogImage(t, testimage.CatalogFixtures, testimage.Gzip)
+	reg.Push(t, "fixtures", testimage.ZstdChunkedImage(t, gz, testimage.ZstdChunkedOptions{}))
+	lazyTransfer(t, reg, "fixtures", fx.Dynamic)
+}
+
+// TestLazyTransferZstdChunkedDebianNode is the acceptance measurement of
+// zstd:chunked on the node-like image, against Debian's docker-registry.
+func TestLazyTransferZstdChunkedDebianNode(t *testing.T) {
+	gz := testimage.CatalogImage(t, testimage.CatalogDebianNode, testimage.Gzip)
+	reg := testimage.StartDockerRegistry(t)
+	reg.Push(t, "node", testimage.ZstdChunkedImage(t, gz, testimage.ZstdChunkedOptions{}))
+	lazyTransfer(t, reg, "node", "/usr/bin/node")
+}

@@ -108,20 +108,28 @@ func (s *streamLayer) load(ctx context.Context) (*streamIndex, error) {
 const indexMagic = "nanofs-layer-index "
 
 // readIndex reads and checks the cached index and the size of its tar.
+// The binary index (binIndexSuffix) is read first; an index in JSON (as
+// nanofs wrote them before) is read when there is none, and converted.
 func (s *streamLayer) readIndex() (*streamIndex, error) {
 	key := s.l.key.String()
-	raw, err := s.store.ReadMeta(streamKind, key, ".index")
-	if err != nil {
-		return nil, err
-	}
-	line, body, ok := bytes.Cut(raw, []byte("\n"))
-	sum := sha256.Sum256(body)
-	if !ok || string(line) != indexMagic+hex.EncodeToString(sum[:]) {
-		return nil, fmt.Errorf("layer %s: cached index is damaged", key)
-	}
 	var idx streamIndex
-	if err := json.Unmarshal(body, &idx); err != nil {
-		return nil, fmt.Errorf("layer %s: cached index: %w", key, err)
+	if raw, err := s.store.ReadMeta(streamKind, key, binIndexSuffix); err != nil || decodeBinIndex(raw, &idx) != nil {
+		raw, err := s.store.ReadMeta(streamKind, key, ".index")
+		if err != nil {
+			return nil, err
+		}
+		line, body, ok := bytes.Cut(raw, []byte("\n"))
+		sum := sha256.Sum256(body)
+		if !ok || string(line) != indexMagic+hex.EncodeToString(sum[:]) {
+			return nil, fmt.Errorf("layer %s: cached index is damaged", key)
+		}
+		idx = streamIndex{}
+		if err := json.Unmarshal(body, &idx); err != nil {
+			return nil, fmt.Errorf("layer %s: cached index: %w", key, err)
+		}
+		if rec, err := encodeBinIndex(&idx); err == nil {
+			_ = s.store.WriteMeta(streamKind, key, binIndexSuffix, rec) // only an optimisation
+		}
 	}
 	if idx.Version != streamIndexVersion || idx.Layer != key || idx.SegmentSize != segmentSize ||
 		int64(len(idx.Segments)) != (idx.TarSize+segmentSize-1)/segmentSize {
@@ -240,16 +248,14 @@ func (s *streamLayer) build(ctx context.Context) (*streamIndex, error) {
 		Segments:    segs.finish(),
 		Entries:     entries,
 	}
-	body, err := json.Marshal(idx)
+	record, err := encodeBinIndex(idx)
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(body)
-	record := append([]byte(indexMagic+hex.EncodeToString(sum[:])+"\n"), body...)
 	if err := pend.Commit(); err != nil {
 		return nil, err
 	}
-	if err := s.store.WriteMeta(streamKind, key, ".index", record); err != nil {
+	if err := s.store.WriteMeta(streamKind, key, binIndexSuffix, record); err != nil {
 		return nil, err
 	}
 	return idx, nil
@@ -405,7 +411,7 @@ func (s *streamLayer) refetch(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	for _, suffix := range []string{".index", ".tar"} {
+	for _, suffix := range []string{binIndexSuffix, ".index", ".tar"} {
 		if p, err := s.store.Path(streamKind, key, suffix); err == nil {
 			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("cache: %w", err)

@@ -31,6 +31,11 @@ func (b *planBuilder) add(e Entry, neededBy string) {
 			e.Reason = reasonDir
 		}
 		b.entries[e.Path] = &e
+		if e.Kind == KindFile && e.Size > 0 {
+			// Its bytes are needed by whatever writes the plan: start
+			// fetching them now.
+			b.r.prefetchLater(e.Path)
+		}
 	}
 	b.addNeededBy(e.Path, neededBy)
 }

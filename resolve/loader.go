@@ -246,6 +246,7 @@ func (s *session) loadDeps(queue []*object, role Role, reason string, required b
 			continue
 		}
 		o.needed = make([]Dependency, 0, len(o.info.Needed))
+		s.prefetchNeeded(o)
 		for _, name := range o.info.Needed {
 			dep, isNew, miss, err := s.search(name, o, role, reason)
 			if err != nil {
@@ -268,6 +269,30 @@ func (s *session) loadDeps(queue []*object, role Role, reason string, required b
 		}
 	}
 	return nil
+}
+
+// prefetchNeeded queues the files o's DT_NEEDED names will most likely be
+// found in (the first regular file on the search path; found without
+// reading any header), so that their headers arrive together rather than
+// one round trip after another as search reads them.
+func (s *session) prefetchNeeded(o *object) {
+	if s.r.root.prefetch == nil {
+		return
+	}
+	var files []string
+	for _, name := range o.info.Needed {
+		if strings.Contains(name, "/") || s.byName[name] != nil {
+			continue
+		}
+		for _, d := range s.searchPath(o) {
+			loc, err := s.r.root.locate(strings.TrimSuffix(d.dir, "/") + "/" + name)
+			if err == nil && loc.Info.Mode().IsRegular() {
+				files = append(files, loc.File)
+				break
+			}
+		}
+	}
+	s.r.root.prefetchLater(files...)
 }
 
 // searchDir is one directory of a search path and where it comes from.

@@ -41,6 +41,9 @@ func absent(err error) bool {
 // Lookups are cached: the filesystem must not change while in use.
 type rootFS struct {
 	fsys fs.FS
+	// prefetch queues files to be fetched in the background (nil when
+	// fsys cannot): see Prefetcher.
+	prefetch func(names ...string)
 
 	mu    sync.Mutex
 	stats map[string]statResult // canonical path -> Lstat
@@ -53,7 +56,33 @@ type statResult struct {
 }
 
 func newRootFS(fsys fs.FS) *rootFS {
-	return &rootFS{fsys: fsys, stats: map[string]statResult{}, links: map[string]string{}}
+	r := &rootFS{fsys: fsys, stats: map[string]statResult{}, links: map[string]string{}}
+	if p, ok := fsys.(Prefetcher); ok {
+		r.prefetch = p.PrefetchLater
+	}
+	return r
+}
+
+// Prefetcher is a file system whose files are fetched from far away (a
+// lazily read image, lazy.Image): a resolve tells it each file it puts in
+// the plan, and the libraries a program is about to need, as soon as it
+// knows them, so that their bytes travel while it goes on.
+type Prefetcher interface {
+	// PrefetchLater queues the named files (fs.FS names) and returns at
+	// once; it must ignore names it does not have.
+	PrefetchLater(names ...string)
+}
+
+// prefetchLater queues the canonical paths ps, if fsys fetches files.
+func (r *rootFS) prefetchLater(ps ...string) {
+	if r.prefetch == nil || len(ps) == 0 {
+		return
+	}
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = fsName(p)
+	}
+	r.prefetch(names...)
 }
 
 // fsName turns a canonical image path ("/usr/lib") into an fs.FS name.

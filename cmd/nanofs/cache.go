@@ -46,5 +46,33 @@ What is removed is fetched again when an image needs it.`,
 	prune.Flags().StringVar(&dir, "cache-dir", "", "content cache directory (default $XDG_CACHE_HOME/nanofs, i.e. ~/.cache/nanofs)")
 	prune.Flags().StringVar(&maxSize, "max-size", "", "remove least recently used entries until the cache holds at most this much, e.g. 2G")
 	cmd.AddCommand(prune)
+
+	var verifyDir string
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Hash every cached chunk, TOC and blob again and remove the damaged ones",
+		Long: `Builds trust a cached eStargz chunk once it is stored (it was checked against
+its digest before), reading it after a size check only. verify hashes every
+content-addressed entry of the cache again and removes those whose content no
+longer matches their digest; the next build fetches them again. It exits with
+an error when it found damage.`,
+		Example: `  nanofs cache verify`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := lazy.VerifyCache(verifyDir)
+			if res != nil {
+				for _, e := range res.Corrupt {
+					g.logf("damaged, removed: %s", e)
+				}
+				g.logf("checked %d entries (%s): %d damaged", res.Entries, byteCount(res.Bytes), len(res.Corrupt))
+				if err == nil && len(res.Corrupt) > 0 {
+					err = fmt.Errorf("%d damaged cache entries removed; they are fetched again when needed", len(res.Corrupt))
+				}
+			}
+			return err
+		},
+	}
+	verify.Flags().StringVar(&verifyDir, "cache-dir", "", "content cache directory (default $XDG_CACHE_HOME/nanofs, i.e. ~/.cache/nanofs)")
+	cmd.AddCommand(verify)
 	return cmd
 }

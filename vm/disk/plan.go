@@ -114,6 +114,18 @@ func addPlan(ctx context.Context, w *tfs.Writer, fsys fs.FS, plan *resolve.Plan,
 		return nil, err
 	}
 	files := ts.files
+	if pf, ok := fsys.(resolve.Prefetcher); ok {
+		// Fetch every file's bytes ahead of the workers, in plan order
+		// (the resolve queued most of them already; those are not fetched
+		// twice).
+		names := make([]string, 0, len(files))
+		for _, e := range files {
+			if e.Kind == resolve.KindFile && e.Size > 0 {
+				names = append(names, strings.TrimPrefix(e.Path, "/"))
+			}
+		}
+		pf.PrefetchLater(names...)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -759,3 +759,23 @@ func (d *dir) ReadDir(count int) ([]fs.DirEntry, error) {
 	d.off += n
 	return slices.Clone(rest[:n]), nil
 }
+
+// PrefetchLater passes on to the base the names (canonical fs.FS names) it
+// shows, if the base fetches its files from far away and can fetch them
+// ahead (a lazily read image: see resolve.Prefetcher); the added files are
+// on the host already.
+func (f *FS) PrefetchLater(names ...string) {
+	pf, ok := f.base.(interface{ PrefetchLater(...string) })
+	if !ok {
+		return
+	}
+	var base []string
+	for _, p := range names {
+		if f.nodes[p] == nil && !f.hidden(p) {
+			base = append(base, p)
+		}
+	}
+	if len(base) > 0 {
+		pf.PrefetchLater(base...)
+	}
+}
