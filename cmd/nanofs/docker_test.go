@@ -145,9 +145,7 @@ func TestRunRuntimes(t *testing.T) {
 	skipUnlessBoot(t)
 	spec := testimage.DebianRuntimesSpec(t)
 	reg := testimage.StartDockerRegistry(t)
-	ref := reg.Push(t, "docker/runtimes", spec.Image(t, testimage.EStargz)).String()
-	cache := t.TempDir()
-	for _, tc := range []struct {
+	cases := []struct {
 		name string
 		args []string
 		want string
@@ -162,10 +160,17 @@ func TestRunRuntimes(t *testing.T) {
 			want: `php ok {"a":[1,2]}`},
 		{name: "java", args: []string{"java", "-version"}, want: "OpenJDK 64-Bit Server VM"},
 		{name: "curl", args: []string{"curl", "--version"}, want: "Protocols:"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			out := runConsole(t, append([]string{"run", "--cache-dir", cache, "--memory", "1G", "--accel", "tcg", ref, "--"}, tc.args...)...)
-			assert.Contains(t, out, tc.want)
+	}
+	for _, enc := range []testimage.Encoding{testimage.Gzip, testimage.Zstd, testimage.EStargz} {
+		t.Run(enc.String(), func(t *testing.T) {
+			ref := reg.Push(t, "docker/runtimes-"+enc.String(), spec.Image(t, enc)).String()
+			cache := t.TempDir()
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					out := runConsole(t, append([]string{"run", "--cache-dir", cache, "--memory", "1G", "--accel", "tcg", ref, "--"}, tc.args...)...)
+					assert.Contains(t, out, tc.want)
+				})
+			}
 		})
 	}
 }
