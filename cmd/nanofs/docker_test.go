@@ -94,9 +94,13 @@ func TestRunResolvesThroughDNS(t *testing.T) {
 	}
 	spec := testimage.DebianNodeSpec(t)
 	reg := testimage.StartDockerRegistry(t)
-	ref := reg.Push(t, "docker/dns", spec.Image(t, testimage.EStargz)).String()
-	disk := filepath.Join(t.TempDir(), "dns.img")
-	runConsole(t, "build", "--cache-dir", t.TempDir(), ref, "--dns", "10.0.2.2", "-o", disk, "-a", "getent", "-a", "hosts", "-a", "nanofs-test.example")
+	encodings := []testimage.Encoding{testimage.Gzip, testimage.Zstd, testimage.EStargz}
+	disks := map[testimage.Encoding]string{}
+	for _, enc := range encodings {
+		ref := reg.Push(t, "docker/dns-"+enc.String(), spec.Image(t, enc)).String()
+		disks[enc] = filepath.Join(t.TempDir(), "dns.img")
+		runConsole(t, "build", "--cache-dir", t.TempDir(), ref, "--dns", "10.0.2.2", "-o", disks[enc], "-a", "getent", "-a", "hosts", "-a", "nanofs-test.example")
+	}
 
 	// Port 53 on the loopback is the only one a guest's resolver can use:
 	// take turns with other tests on this machine.
@@ -115,8 +119,12 @@ func TestRunResolvesThroughDNS(t *testing.T) {
 	}()
 	time.Sleep(300 * time.Millisecond)
 
-	out := runConsole(t, "run", "--accel", "tcg", disk)
-	assert.Regexp(t, `192\.0\.2\.77\s+nanofs-test\.example`, out)
+	for _, enc := range encodings {
+		t.Run(enc.String(), func(t *testing.T) {
+			out := runConsole(t, "run", "--accel", "tcg", disks[enc])
+			assert.Regexp(t, `192\.0\.2\.77\s+nanofs-test\.example`, out)
+		})
+	}
 }
 
 func lockDNSPort(t *testing.T) func() {
