@@ -19,12 +19,25 @@ import (
 // images (spec §9 item 12).
 func nanosDump(t *testing.T) string {
 	t.Helper()
-	p := os.Getenv("NANOS_DUMP")
+	return nanosTool(t, "NANOS_DUMP", "dump", "", "to compare with Nanos's own reader")
+}
+
+// nanosTool returns the Nanos host tool that env names, or, when env is
+// unset, the one called name beside the tool that sibling names (Nanos's
+// build puts them in one directory). It skips saying what to set.
+func nanosTool(t *testing.T, env, name, sibling, why string) string {
+	t.Helper()
+	p := os.Getenv(env)
+	if p == "" && sibling != "" {
+		if d := os.Getenv(sibling); d != "" {
+			p = filepath.Join(filepath.Dir(d), name)
+		}
+	}
 	if p == "" {
-		t.Skip("set NANOS_DUMP to a dump binary built from Nanos's tools/dump.c (github.com/nanovms/nanos) to compare with Nanos's own reader")
+		t.Skipf("set %s to Nanos's %s, built from github.com/nanovms/nanos (tools/%s.c), %s", env, name, name, why)
 	}
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("NANOS_DUMP=%s: %v", p, err)
+		t.Skipf("%s=%s: %v", env, p, err)
 	}
 	return p
 }

@@ -21,19 +21,7 @@ import (
 // dump and through this package's reader.
 func nanosMkfs(t *testing.T) string {
 	t.Helper()
-	p := os.Getenv("NANOS_MKFS")
-	if p == "" {
-		if d := os.Getenv("NANOS_DUMP"); d != "" {
-			p = filepath.Join(filepath.Dir(d), "mkfs")
-		}
-	}
-	if p == "" {
-		t.Skip("set NANOS_MKFS (or NANOS_DUMP with mkfs beside it) to Nanos's mkfs, built from github.com/nanovms/nanos, to compare with Nanos's own writer")
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("NANOS_MKFS=%s: %v", p, err)
-	}
-	return p
+	return nanosTool(t, "NANOS_MKFS", "mkfs", "NANOS_DUMP", "to compare with Nanos's own writer")
 }
 
 // mkfsManifest writes the manifest Nanos's mkfs reads for the tree at src:

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,28 +83,7 @@ func TestPushPullRun(t *testing.T) {
 // image fails alone, named in the exit message.
 func TestBuildBatch(t *testing.T) {
 	reg := testimage.StartDockerRegistry(t)
-	var refs []string
-	var base string
-	var baseSize int64
-	for i := range 7 {
-		spec := *testimage.FixturesSpec(t)
-		spec.Layers = []testimage.LayerInput{spec.Layers[0], {Entries: []testimage.Entry{
-			testimage.Dir("etc", 0o755),
-			testimage.File("etc/app-release", 0o644, fmt.Sprintf("APP=%d\n", i)),
-		}}}
-		if i == 3 {
-			spec.Config.Entrypoint = []string{"/no/such/program"}
-		}
-		img := spec.Image(t, testimage.Gzip)
-		layers, err := img.Layers()
-		require.NoError(t, err)
-		d, err := layers[0].Digest()
-		require.NoError(t, err)
-		base = d.String()
-		baseSize, err = layers[0].Size()
-		require.NoError(t, err)
-		refs = append(refs, reg.Push(t, fmt.Sprintf("batch/app%d:1", i), img).String())
-	}
+	refs, base, baseSize := testimage.PushFleet(t, reg, "batch", 7, 3)
 	ctr := testimage.StartCounter(t, reg.Host)
 	for i, r := range refs {
 		refs[i] = ctr.Host + strings.TrimPrefix(r, reg.Host)

@@ -3,7 +3,6 @@ package build
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -15,43 +14,12 @@ import (
 	"github.com/nanofs/nanofs/lazy"
 )
 
-// fleetImages pushes n images that share the fixtures' base layer, each
-// with its own top layer, and one more whose program does not exist; it
-// returns the references (the broken one last) and the base layer's
-// digest and size.
-func fleetImages(t *testing.T, reg *testimage.Registry, n int) ([]string, string, int64) {
-	t.Helper()
-	var refs []string
-	var base string
-	var size int64
-	for i := range n + 1 {
-		spec := *testimage.FixturesSpec(t)
-		spec.Layers = []testimage.LayerInput{spec.Layers[0], {Entries: []testimage.Entry{
-			testimage.Dir("etc", 0o755),
-			testimage.File("etc/app-release", 0o644, fmt.Sprintf("APP=%d\n", i)),
-		}}}
-		if i == n {
-			spec.Config.Entrypoint = []string{"/no/such/program"}
-		}
-		img := spec.Image(t, testimage.Gzip)
-		layers, err := img.Layers()
-		require.NoError(t, err)
-		d, err := layers[0].Digest()
-		require.NoError(t, err)
-		base = d.String()
-		size, err = layers[0].Size()
-		require.NoError(t, err)
-		refs = append(refs, reg.Push(t, fmt.Sprintf("fleet/app%d:1", i), img).String())
-	}
-	return refs, base, size
-}
-
 // TestBuildAll converts a batch with 3 jobs and one cache: the shared base
 // layer crosses the wire once, every artifact is pushed, and the broken
 // image fails alone, named in the error.
 func TestBuildAll(t *testing.T) {
 	reg := testimage.StartInProcessRegistry(t)
-	refs, base, size := fleetImages(t, reg, 6)
+	refs, base, size := testimage.PushFleet(t, reg, "fleet", 7, 6) // the broken one last
 	ctr := testimage.StartCounter(t, reg.Host)
 	for i, r := range refs {
 		refs[i] = ctr.Host + r[len(reg.Host):]
