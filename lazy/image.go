@@ -119,6 +119,16 @@ const hotChunkBytes = 64 << 20
 const minConns = 8
 
 // index reads every layer's entries (in parallel) and merges them.
+// lazyFormats are the layer formats with a table of contents, whose files
+// are fetched chunk by chunk; a layer in none of them is read as a stream.
+var lazyFormats = []struct {
+	is   func(*layer) bool
+	open func(context.Context, *layer, *cas.Store, int, *stargzShared) (*stargzLayer, []overlay.Entry, error)
+}{
+	{isZstdChunked, openZstdChunked},
+	{isStargz, openStargz},
+}
+
 func (img *Image) index(ctx context.Context, o *options) error {
 	entries := make([][]overlay.Entry, len(img.layers))
 	img.sh = newStargzShared(max(o.jobs, minConns))
@@ -127,8 +137,11 @@ func (img *Image) index(ctx context.Context, o *options) error {
 	for i, l := range img.layers {
 		g.Go(func() error {
 			var err error
-			if isZstdChunked(l) {
-				l.stargz, entries[i], err = openZstdChunked(gctx, l, img.store, o.jobs, img.sh)
+			for _, f := range lazyFormats {
+				if !f.is(l) {
+					continue
+				}
+				l.stargz, entries[i], err = f.open(gctx, l, img.store, o.jobs, img.sh)
 				if err == nil {
 					l.lazy.Store(true)
 					l.tocBytes.Store(l.stargz.tocBytes)
@@ -136,18 +149,7 @@ func (img *Image) index(ctx context.Context, o *options) error {
 				if !errors.Is(err, errNotStargz) {
 					return err
 				}
-				l.stargz = nil
-			}
-			if isStargz(l) {
-				l.stargz, entries[i], err = openStargz(gctx, l, img.store, o.jobs, img.sh)
-				if err == nil {
-					l.lazy.Store(true)
-					l.tocBytes.Store(l.stargz.tocBytes)
-				}
-				if !errors.Is(err, errNotStargz) {
-					return err
-				}
-				l.stargz = nil
+				l.stargz = nil // not that format after all: read it as a stream
 			}
 			l.stream, entries[i], err = indexStream(gctx, l, img.store)
 			return err
