@@ -37,3 +37,25 @@ func sha(s string) string {
 	}
 	return string(b)
 }
+
+func TestCheckRegistryMirror(t *testing.T) {
+	for host, ok := range map[string]bool{
+		"127.0.0.1:5000": true, "mirror.example.com": true, "[::1]:5000": true,
+		"bad host": false, "m.example/x": false, "m.example@sha256": false, "": false,
+	} {
+		err := CheckRegistryMirror(host)
+		if ok {
+			assert.NoError(t, err, host)
+		} else {
+			assert.ErrorContains(t, err, "want a registry host", host)
+		}
+	}
+}
+
+// An unreachable mirror is named as the mirror, with the image it served.
+func TestMirrorUnreachable(t *testing.T) {
+	_, err := Open(t.Context(), "node:16.3.0", WithRegistryMirror("127.0.0.1:1"), WithCacheDir(t.TempDir()))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "registry mirror 127.0.0.1:1 (for node:16.3.0)")
+	assert.ErrorIs(t, err, ErrNetwork)
+}

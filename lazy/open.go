@@ -118,10 +118,17 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 	if err != nil {
 		return nil, fmt.Errorf("%q is not a local OCI layout directory or docker-save tarball, nor an image reference: %w", refStr, err)
 	}
+	asked := ref
 	if ref, err = mirrored(ref, o.mirror, nopts); err != nil {
 		return nil, err
 	}
 	repo := ref.Context()
+	// Failures name the registry asked; a mirror's say whose image it was
+	// serving.
+	registry := "registry " + repo.RegistryStr()
+	if ref != asked {
+		registry = fmt.Sprintf("registry mirror %s (for %s)", repo.RegistryStr(), asked)
+	}
 	base := o.transport
 	if base == nil {
 		base = remote.DefaultTransport
@@ -145,12 +152,12 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 		authed = &lazyTransport{connect: func() (http.RoundTripper, error) {
 			t, err := newTransport(ctx, repo, auth, base, o.policy)
 			if err != nil {
-				return nil, classify(err, fmt.Sprintf("registry %s", repo.RegistryStr()))
+				return nil, classify(err, registry)
 			}
 			return t, nil
 		}}
 	} else if authed, err = newTransport(ctx, repo, auth, base, o.policy); err != nil {
-		return nil, classify(err, fmt.Sprintf("registry %s", repo.RegistryStr()))
+		return nil, classify(err, registry)
 	}
 	ropts := []remote.Option{remote.WithTransport(authed), remote.WithContext(ctx)}
 	if desc == nil {

@@ -2,10 +2,12 @@ package lazy
 
 import (
 	"fmt"
+	"github.com/google/go-containerregistry/pkg/name"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -71,6 +73,15 @@ func WithInsecure() Option { return func(o *options) { o.insecure = true } }
 // cache, or a registry holding copies. Other registries are not affected;
 // the reference keeps its name (output names, messages).
 func WithRegistryMirror(host string) Option { return func(o *options) { o.mirror = host } }
+
+// CheckRegistryMirror reports whether host can name a registry mirror
+// (HOST or HOST:PORT), before any image is opened.
+func CheckRegistryMirror(host string) error {
+	if _, err := name.NewRegistry(host, name.StrictValidation); err != nil || strings.ContainsAny(host, "/@") {
+		return fmt.Errorf("registry mirror %q: want a registry host such as mirror.example.com or 127.0.0.1:5000", host)
+	}
+	return nil
+}
 
 // WithCacheDir puts the content cache in dir instead of
 // os.UserCacheDir()/nanofs ($XDG_CACHE_HOME/nanofs, ~/.cache/nanofs).

@@ -42,6 +42,11 @@ func (f *imageFlags) register(fs *pflag.FlagSet) {
 // check reports a bad --platform, --max-expansion, --max-layer-size or
 // --min-rate before anything is opened.
 func (f *imageFlags) check() error {
+	if f.mirror != "" {
+		if err := lazy.CheckRegistryMirror(f.mirror); err != nil {
+			return fmt.Errorf("--registry-mirror: %w", err)
+		}
+	}
 	if _, err := f.platformOption(); err != nil {
 		return err
 	}
