@@ -27,9 +27,10 @@ type Counter struct {
 
 	proxy *httputil.ReverseProxy
 
-	mu     sync.Mutex
-	stats  Stats
-	faults []*Fault
+	mu       sync.Mutex
+	stats    Stats
+	faults   []*Fault
+	inflight int // requests being served, recorded when their handler returns
 }
 
 // Stats is a snapshot of what a Counter saw since it started or was Reset.
@@ -166,8 +167,19 @@ func StartCounter(t testing.TB, upstreamHost string) *Counter {
 func (c *Counter) Ref(repo string) string { return c.Host + "/" + repo }
 
 // Stats returns a snapshot of the counts.
+//
+// A client can have read a whole response before the handler that sent it
+// has returned and recorded it, so Stats first waits (half a second at
+// most: a request stalled on purpose is still in flight) for the requests
+// in flight to be recorded.
 func (c *Counter) Stats() Stats {
-	c.mu.Lock()
+	for deadline := time.Now().Add(500 * time.Millisecond); ; time.Sleep(2 * time.Millisecond) {
+		c.mu.Lock()
+		if c.inflight == 0 || time.Now().After(deadline) {
+			break
+		}
+		c.mu.Unlock()
+	}
 	defer c.mu.Unlock()
 	s := c.stats
 	s.Blobs = maps.Clone(s.Blobs)
@@ -234,6 +246,9 @@ func (c *Counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.Digest = m[2]
 	}
 	cw := &countingResponseWriter{ResponseWriter: w}
+	c.mu.Lock()
+	c.inflight++
+	c.mu.Unlock()
 	// The proxy aborts a response by panicking with http.ErrAbortHandler;
 	// the request is recorded either way.
 	defer func() {
@@ -263,6 +278,7 @@ func (c *Counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (c *Counter) record(rec Request) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.inflight--
 	c.stats.Requests++
 	c.stats.Log = append(c.stats.Log, rec)
 	if rec.Digest == "" {
