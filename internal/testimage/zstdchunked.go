@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -37,6 +38,9 @@ const (
 type ZstdChunkedOptions struct {
 	ChunkSize  int64 // the largest chunk of a file (default 1 MiB)
 	LegacyKeys bool  // annotate with the older io.containers.zstd-chunked.* keys
+	// Level is the zstd encoder's (default SpeedDefault). For
+	// incompressible content it changes the time taken, not the size.
+	Level zstd.EncoderLevel
 }
 
 // zstdChunkedEntry is one TOC entry as containers/storage writes it.
@@ -71,9 +75,6 @@ func ZstdChunkedImage(t testing.TB, img v1.Image, o ZstdChunkedOptions) v1.Image
 }
 
 func zstdChunkedImage(img v1.Image, o ZstdChunkedOptions) (v1.Image, error) {
-	if o.ChunkSize <= 0 {
-		o.ChunkSize = 1 << 20
-	}
 	layers, err := img.Layers()
 	if err != nil {
 		return nil, err
@@ -99,10 +100,12 @@ func zstdChunkedImage(img v1.Image, o ZstdChunkedOptions) (v1.Image, error) {
 		if err != nil {
 			return nil, err
 		}
-		blob, ann, err := encodeZstdChunked(tarBytes, o)
+		var out bytes.Buffer
+		ann, err := EncodeZstdChunked(&out, bytes.NewReader(tarBytes), int64(len(tarBytes)), o)
 		if err != nil {
 			return nil, err
 		}
+		blob := out.Bytes()
 		sum := sha256.Sum256(blob)
 		desc := v1.Descriptor{
 			MediaType: types.OCILayerZStd, Size: int64(len(blob)), Annotations: ann,
@@ -117,25 +120,50 @@ func zstdChunkedImage(img v1.Image, o ZstdChunkedOptions) (v1.Image, error) {
 	return mutate.ConfigFile(out, cf.DeepCopy())
 }
 
-// encodeZstdChunked writes a tar as a zstd:chunked blob: frames cut at
-// every file's content and every ChunkSize bytes of it, the TOC in a
-// skippable frame, and a footer frame, as containers/storage lays them out.
-func encodeZstdChunked(tarBytes []byte, o ZstdChunkedOptions) ([]byte, map[string]string, error) {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+// EncodeZstdChunked writes the tar of size bytes in tarFile to w as a
+// zstd:chunked blob: frames cut at every file's content and every
+// ChunkSize bytes of it, the TOC in a skippable frame, and a footer frame,
+// as containers/storage lays them out. It returns the layer's annotations.
+// The tar is read in place (only one chunk at a time is in memory), so a
+// layer of gigabytes costs no more memory than a small one.
+func EncodeZstdChunked(w io.Writer, tarFile io.ReaderAt, size int64, o ZstdChunkedOptions) (map[string]string, error) {
+	if o.ChunkSize <= 0 {
+		o.ChunkSize = 1 << 20
+	}
+	level := o.Level
+	if level == 0 {
+		level = zstd.SpeedDefault
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer enc.Close()
-	var blob []byte
-	frame := func(b []byte) (start, end int64) {
-		start = int64(len(blob))
-		if len(b) > 0 {
-			blob = enc.EncodeAll(b, blob)
-		}
-		return start, int64(len(blob))
+	var written int64
+	var buf, out []byte
+	emit := func(b []byte) error {
+		n, err := w.Write(b)
+		written += int64(n)
+		return err
 	}
-	cr := &countReader{r: bytes.NewReader(tarBytes)}
-	tr := tar.NewReader(cr)
+	// frame compresses the tar's bytes [from, to) into one frame and
+	// returns where it lies in the blob.
+	frame := func(from, to int64) (start, end int64, err error) {
+		start = written
+		if to <= from {
+			return start, start, nil
+		}
+		buf = slices.Grow(buf[:0], int(to-from))[:to-from]
+		if _, err := tarFile.ReadAt(buf, from); err != nil {
+			return 0, 0, fmt.Errorf("reading the tar at %d: %w", from, err)
+		}
+		out = enc.EncodeAll(buf, out[:0])
+		return start, start + int64(len(out)), emit(out)
+	}
+	sr := io.NewSectionReader(tarFile, 0, size)
+	// archive/tar reads headers block by block and seeks over contents, so
+	// after Next the section's offset is where the entry's content starts.
+	tr := tar.NewReader(sr)
 	var entries []zstdChunkedEntry
 	var pos int64 // tar bytes already framed
 	for {
@@ -144,7 +172,7 @@ func encodeZstdChunked(tarBytes []byte, o ZstdChunkedOptions) ([]byte, map[strin
 			break
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		e := zstdChunkedEntry{Name: hdr.Name, LinkName: hdr.Linkname, Mode: hdr.Mode & 0o7777, UID: hdr.Uid, GID: hdr.Gid,
 			ModTime: hdr.ModTime.UTC().Format(time.RFC3339), DevMajor: hdr.Devmajor, DevMinor: hdr.Devminor}
@@ -164,7 +192,7 @@ func encodeZstdChunked(tarBytes []byte, o ZstdChunkedOptions) ([]byte, map[strin
 		case tar.TypeFifo:
 			e.Type = "fifo"
 		default:
-			return nil, nil, fmt.Errorf("%s: tar type %q", hdr.Name, hdr.Typeflag)
+			return nil, fmt.Errorf("%s: tar type %q", hdr.Name, hdr.Typeflag)
 		}
 		if e.Type != "reg" || hdr.Size == 0 {
 			entries = append(entries, e)
@@ -172,44 +200,61 @@ func encodeZstdChunked(tarBytes []byte, o ZstdChunkedOptions) ([]byte, map[strin
 		}
 		// The headers up to here in one frame, then the content in
 		// frames of its own.
-		start := cr.n
-		frame(tarBytes[pos:start])
-		data := tarBytes[start : start+hdr.Size]
-		sum := sha256.Sum256(data)
-		e.Digest = "sha256:" + hex.EncodeToString(sum[:])
+		start, err := sr.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return nil, err
+		}
+		if _, _, err := frame(pos, start); err != nil {
+			return nil, err
+		}
+		whole := sha256.New()
 		for off := int64(0); off < hdr.Size; off += o.ChunkSize {
-			piece := data[off:min(off+o.ChunkSize, hdr.Size)]
-			s, end := frame(piece)
-			cs := sha256.Sum256(piece)
+			n := min(o.ChunkSize, hdr.Size-off)
+			s, end, err := frame(start+off, start+off+n)
+			if err != nil {
+				return nil, err
+			}
+			whole.Write(buf)
+			cs := sha256.Sum256(buf)
 			c := e
 			if off > 0 {
 				c = zstdChunkedEntry{Type: "chunk", Name: hdr.Name}
 			}
-			c.Offset, c.EndOffset, c.ChunkOffset, c.ChunkSize = s, end, off, int64(len(piece))
+			c.Offset, c.EndOffset, c.ChunkOffset, c.ChunkSize = s, end, off, n
 			c.ChunkDigest = "sha256:" + hex.EncodeToString(cs[:])
 			entries = append(entries, c)
 		}
+		// The file's digest heads its first chunk's entry.
+		first := len(entries) - int((hdr.Size+o.ChunkSize-1)/o.ChunkSize)
+		entries[first].Digest = "sha256:" + hex.EncodeToString(whole.Sum(nil))
 		pos = start + hdr.Size
 	}
-	frame(tarBytes[pos:]) // padding and the end-of-archive blocks
+	// The padding and the end-of-archive blocks.
+	if _, _, err := frame(pos, size); err != nil {
+		return nil, err
+	}
 	toc, err := json.Marshal(map[string]any{"version": 1, "entries": entries})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	compressedTOC := enc.EncodeAll(toc, nil)
-	tocOffset := skippableFrame(&blob, compressedTOC)
+	var tail []byte
+	tocOffset := written + skippableFrame(&tail, compressedTOC)
 	footer := make([]byte, 0, 40)
 	for _, v := range []uint64{uint64(tocOffset), uint64(len(compressedTOC)), uint64(len(toc)), 1} {
 		footer = binary.LittleEndian.AppendUint64(footer, v)
 	}
 	footer = append(footer, []byte("GNUlInUx")...)
-	skippableFrame(&blob, footer)
+	skippableFrame(&tail, footer)
+	if err := emit(tail); err != nil {
+		return nil, err
+	}
 	tocSum := sha256.Sum256(compressedTOC)
 	posKey, sumKey := ZstdChunkedPositionAnnotation, ZstdChunkedChecksumAnnotation
 	if o.LegacyKeys {
 		posKey, sumKey = ZstdChunkedLegacyPositionAnnotation, ZstdChunkedLegacyChecksumAnnotation
 	}
-	return blob, map[string]string{
+	return map[string]string{
 		posKey: fmt.Sprintf("%d:%d:%d:1", tocOffset, len(compressedTOC), len(toc)),
 		sumKey: "sha256:" + hex.EncodeToString(tocSum[:]),
 	}, nil
@@ -223,15 +268,4 @@ func skippableFrame(blob *[]byte, data []byte) int64 {
 	at := int64(len(*blob))
 	*blob = append(*blob, data...)
 	return at
-}
-
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
