@@ -3,19 +3,25 @@ package bench
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"testing"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"github.com/klauspost/compress/gzip"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/nanofs/nanofs/internal/testimage"
+	"github.com/nanofs/nanofs/lazy"
 )
 
 func TestBallastFiles(t *testing.T) {
@@ -104,26 +110,38 @@ func TestBallastTar(t *testing.T) {
 	assert.Greater(t, float64(z.Len()), 0.99*float64(content), "incompressible")
 }
 
-// Both encodings are valid layers by go-containerregistry's own checks
-// (digest, diffID and size of what they hold), and the eStargz one opens
-// with the estargz reader and lists every ballast file with its size.
+// Every encoding is a valid layer: its digest, size and diffID are those
+// of what it holds (by go-containerregistry's own checks for the gzip
+// ones, which are all that validate.Layer reads); the eStargz one opens with
+// the estargz reader and lists every ballast file with its size, and the
+// zstd:chunked one is read by nanofs's lazy reader, file by file, with the
+// same contents as the tar.
 func TestEncodeLayers(t *testing.T) {
 	b := Ballast{Dir: "opt/b", Bytes: 6 << 20, Small: 40, Seed: 4}
 	dir := t.TempDir()
-	gz, esgz, err := EncodeLayers(dir, "b", b.WriteTar)
+	layers, err := EncodeLayers(dir, "b", b.WriteTar)
 	require.NoError(t, err)
+	require.Len(t, layers, len(Encodings))
+	gz, esgz, zc := layers[Gzip], layers[EStargz], layers[ZstdChunked]
 
 	var tarBuf bytes.Buffer
 	require.NoError(t, b.WriteTar(&tarBuf))
-	assert.Equal(t, int64(tarBuf.Len()), gz.TarBytes)
-	for _, l := range []*EncodedLayer{gz, esgz} {
-		require.NoError(t, validate.Layer(l.Layer()), l.File)
+	for _, enc := range Encodings {
+		l := layers[enc]
+		assert.Equal(t, int64(tarBuf.Len()), l.TarBytes, enc)
+		if enc == ZstdChunked {
+			checkLayer(t, l.Layer())
+		} else {
+			require.NoError(t, validate.Layer(l.Layer()), l.File)
+		}
 		d, err := partial.Descriptor(l.Layer())
 		require.NoError(t, err)
 		assert.Equal(t, l.Desc, *d, "the descriptor, annotations included, reaches the manifest")
 	}
 	assert.Empty(t, gz.Desc.Annotations)
 	assert.NotEmpty(t, esgz.Desc.Annotations[estargz.TOCJSONDigestAnnotation])
+	assert.NotEmpty(t, zc.Desc.Annotations[testimage.ZstdChunkedPositionAnnotation])
+	assert.Equal(t, gz.DiffID, zc.DiffID, "zstd:chunked frames decompress to the same tar")
 
 	f, err := os.Open(esgz.File)
 	require.NoError(t, err)
@@ -137,11 +155,61 @@ func TestEncodeLayers(t *testing.T) {
 		}
 	}
 
+	want := map[string][]byte{}
+	tr := tar.NewReader(bytes.NewReader(tarBuf.Bytes()))
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		if hdr.Typeflag == tar.TypeReg {
+			want[hdr.Name], err = io.ReadAll(tr)
+			require.NoError(t, err)
+		}
+	}
+	layout := testimage.WriteOCILayout(t, testimage.NewImage(t, v1.Config{}, zc.Layer()))
+	img, err := lazy.Open(context.Background(), layout, lazy.WithCacheDir(t.TempDir()))
+	require.NoError(t, err)
+	defer img.Close()
+	for _, bf := range b.Files() {
+		got, err := fs.ReadFile(img, bf.Name)
+		if assert.NoError(t, err, bf.Name) {
+			assert.True(t, bytes.Equal(want[bf.Name], got), "%s: the lazy reader's bytes are the tar's", bf.Name)
+		}
+	}
+
 	leftovers, err := os.ReadDir(dir)
 	require.NoError(t, err)
-	assert.Len(t, leftovers, 2, "only the two blobs stay")
+	assert.Len(t, leftovers, len(Encodings), "only the blobs stay")
 
 	require.NoError(t, os.Remove(gz.File))
 	_, err = gz.Layer().Compressed()
 	assert.ErrorContains(t, err, "already pushed")
+}
+
+// checkLayer is validate.Layer for a layer it cannot decompress: the
+// compressed bytes hash to the digest and have the size, the uncompressed
+// ones hash to the diffID.
+func checkLayer(t *testing.T, l v1.Layer) {
+	t.Helper()
+	hashOf := func(open func() (io.ReadCloser, error)) (v1.Hash, int64) {
+		rc, err := open()
+		require.NoError(t, err)
+		defer rc.Close()
+		h, n, err := v1.SHA256(rc)
+		require.NoError(t, err)
+		return h, n
+	}
+	digest, size := hashOf(l.Compressed)
+	wantDigest, err := l.Digest()
+	require.NoError(t, err)
+	wantSize, err := l.Size()
+	require.NoError(t, err)
+	assert.Equal(t, wantDigest, digest)
+	assert.Equal(t, wantSize, size)
+	diffID, _ := hashOf(l.Uncompressed)
+	wantDiffID, err := l.DiffID()
+	require.NoError(t, err)
+	assert.Equal(t, wantDiffID, diffID)
 }

@@ -22,6 +22,7 @@ var chartColumns = []chartColumn{
 	{"baseline\n(pull+flatten)", Gzip, Baseline},
 	{"nanofs build\ngzip", Gzip, Build},
 	{"nanofs build\neStargz", EStargz, Build},
+	{"nanofs build\nzstd:chunked", ZstdChunked, Build},
 	{"nanofs mount eStargz\n(program read)", EStargz, Mount},
 }
 
@@ -29,6 +30,9 @@ var (
 	coldColor = color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
 	warmColor = color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}
 	refColor  = color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}
+	// zstdRefColor tells the zstd:chunked plan's line from the eStargz one.
+	zstdRefColor = color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff}
+	limitColor   = color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
 )
 
 // logFloor is where the bars start on the log axes: bars cannot start at
@@ -40,8 +44,9 @@ const (
 
 // WriteChart draws results.png: per workload, the wall time of every
 // contender cold and warm (top) and the bytes each cold run took from the
-// registry (bottom), on log scales, with the local copy and the plan's
-// compressed size as reference lines.
+// registry (bottom), on log scales, with the local copy, the physical
+// limit of a cold eStargz build and the plan's compressed size (eStargz
+// and zstd:chunked) as reference lines.
 func (r *Results) WriteChart(file string) error {
 	const w, h = 15 * vg.Inch, 10 * vg.Inch
 	img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(110))
@@ -94,8 +99,15 @@ func (r *Results) timePlot(wl Workload) (*plot.Plot, error) {
 		}
 	}
 	if c := r.LocalCopy[wl.Name]; c > 0 {
-		if err := addRefLine(p, c, len(chartColumns), fmt.Sprintf("local copy of the plan (%s)", fmtSec(c))); err != nil {
+		if err := addRefLine(p, c, len(chartColumns), refColor, fmt.Sprintf("local copy of the plan (%s)", fmtSec(c))); err != nil {
 			return nil, err
+		}
+	}
+	if run, ok := r.Find(wl.Name, EStargz, Build, Cold); ok {
+		if lim, ok := r.PhysicalLimit(run); ok {
+			if err := addRefLine(p, lim, len(chartColumns), limitColor, fmt.Sprintf("physical limit, cold eStargz (%s)", fmtSec(lim))); err != nil {
+				return nil, err
+			}
 		}
 	}
 	fixLogRange(p, secondsFloor)
@@ -127,9 +139,14 @@ func (r *Results) bytesPlot(wl Workload) (*plot.Plot, error) {
 			return nil, err
 		}
 	}
-	if es, ok := r.Find(wl.Name, EStargz, Build, Cold); ok && es.MinFetch > 0 {
-		if err := addRefLine(p, float64(es.MinFetch)/(1<<20), len(chartColumns), fmt.Sprintf("plan compressed, eStargz (%s)", fmtBytes(es.MinFetch))); err != nil {
-			return nil, err
+	for _, ref := range []struct {
+		enc, name string
+		col       color.Color
+	}{{EStargz, "eStargz", refColor}, {ZstdChunked, "zstd:chunked", zstdRefColor}} {
+		if run, ok := r.Find(wl.Name, ref.enc, Build, Cold); ok && run.MinFetch > 0 {
+			if err := addRefLine(p, float64(run.MinFetch)/(1<<20), len(chartColumns), ref.col, fmt.Sprintf("plan compressed, %s (%s)", ref.name, fmtBytes(run.MinFetch))); err != nil {
+				return nil, err
+			}
 		}
 	}
 	fixLogRange(p, mibFloor)
@@ -198,12 +215,12 @@ func addBars(p *plot.Plot, vals plotter.Values, texts []string, col color.Color,
 }
 
 // addRefLine draws a dashed horizontal line across the groups at y.
-func addRefLine(p *plot.Plot, y float64, groups int, name string) error {
+func addRefLine(p *plot.Plot, y float64, groups int, col color.Color, name string) error {
 	l, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: y}, {X: float64(groups) - 0.5, Y: y}})
 	if err != nil {
 		return err
 	}
-	l.Color = refColor
+	l.Color = col
 	l.Width = vg.Points(1.5)
 	l.Dashes = []vg.Length{vg.Points(6), vg.Points(4)}
 	p.Add(l)

@@ -34,9 +34,14 @@ import (
 // runWorkload runs every contender on one workload: the baseline cold and
 // warm, the local copy of its plan, then for each encoding nanofs build
 // cold and warm (each disk checked against the baseline's), the stage
-// breakdown, and nanofs mount.
+// breakdown (warm; cold too for the encodings read lazily), and nanofs
+// mount.
 func (h *harness) runWorkload(w Workload) {
-	h.logf("=== %s (%s uncompressed, gzip %s, eStargz %s)", w.Name, fmtBytes(w.UncompressedBytes), fmtBytes(w.BlobBytes[Gzip]), fmtBytes(w.BlobBytes[EStargz]))
+	var blobs []string
+	for _, enc := range Encodings {
+		blobs = append(blobs, enc+" "+fmtBytes(w.BlobBytes[enc]))
+	}
+	h.logf("=== %s (%s uncompressed; %s)", w.Name, fmtBytes(w.UncompressedBytes), strings.Join(blobs, ", "))
 	dir := filepath.Join(h.work, w.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		h.t.Fatal(err)
@@ -67,10 +72,10 @@ func (h *harness) runWorkload(w Workload) {
 	}
 	os.RemoveAll(root)
 
-	for _, enc := range []string{Gzip, EStargz} {
-		cache := filepath.Join(dir, "cache-"+enc)
+	for _, enc := range Encodings {
+		cache := filepath.Join(dir, "cache-"+slug(enc))
 		for _, state := range []string{Cold, Warm} {
-			disk := h.runBuild(w, enc, state, cache, filepath.Join(dir, enc+"-"+state+".img"))
+			disk := h.runBuild(w, enc, state, cache, filepath.Join(dir, slug(enc)+"-"+state+".img"))
 			if disk != "" && refDisk != "" {
 				assert.NoError(h.t, sameTree(refDisk, disk), "%s %s %s build: the disk differs from the baseline's", w.Name, enc, state)
 			}
@@ -80,7 +85,7 @@ func (h *harness) runWorkload(w Workload) {
 			h.profile(w, enc, cache, filepath.Join(dir, "profiled.img"))
 		}
 		h.stages(w, enc, Warm, cache)
-		if enc == EStargz {
+		if Lazy(enc) {
 			fresh := filepath.Join(dir, "cache-stages")
 			h.stages(w, enc, Cold, fresh)
 			os.RemoveAll(fresh)
@@ -97,7 +102,7 @@ func (h *harness) runWorkload(w Workload) {
 			h.skip(w, enc, Mount, Cold, "not run: a cold mount of a gzip image downloads every layer before it answers, as the cold gzip build does (see that row); the 30-minute budget has no room for a third full transfer")
 			h.runMount(w, enc, Warm, cache, plan)
 		default:
-			mc := filepath.Join(dir, "cache-mount-"+enc)
+			mc := filepath.Join(dir, "cache-mount-"+slug(enc))
 			h.runMount(w, enc, Cold, mc, plan)
 			h.runMount(w, enc, Warm, mc, plan)
 			os.RemoveAll(mc)

@@ -10,13 +10,18 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	kgzip "github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/nanofs/nanofs/internal/testimage"
 )
 
 // EncodedLayer is a compressed layer blob in a file, with everything its
@@ -27,93 +32,109 @@ type EncodedLayer struct {
 	Desc     v1.Descriptor // digest, size, media type; eStargz: TOC annotations
 	DiffID   v1.Hash
 	TarBytes int64 // uncompressed
+	// EncodeSeconds is how long compressing took (the encodings run at
+	// once, sharing the CPUs).
+	EncodeSeconds float64
 }
 
 // EncodeLayers writes the tar that writeTar produces once, into dir, then
-// compresses it two ways at once: plain gzip (klauspost, BestSpeed) and
-// eStargz (estargz.Build, BestSpeed, 4 MiB chunks). The content is
-// incompressible ballast, so the level changes the time taken, not the
-// blob size. The tar is removed when done.
-func EncodeLayers(dir, name string, writeTar func(io.Writer) error) (gz, esgz *EncodedLayer, err error) {
+// compresses it three ways at once: plain gzip (klauspost, BestSpeed),
+// eStargz (estargz.Build, BestSpeed, 4 MiB chunks) and zstd:chunked
+// (testimage.EncodeZstdChunked, SpeedFastest, 4 MiB chunks), keyed by the
+// report's encoding names. The content is incompressible ballast, so the
+// level changes the time taken, not the blob size. The tar is removed
+// when done.
+func EncodeLayers(dir, name string, writeTar func(io.Writer) error) (map[string]*EncodedLayer, error) {
 	tarFile, err := os.CreateTemp(dir, name+".tar-*")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer os.Remove(tarFile.Name())
 	defer tarFile.Close()
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(tarFile, h)}
 	if err := writeTar(cw); err != nil {
-		return nil, nil, fmt.Errorf("%s: writing the tar: %w", name, err)
+		return nil, fmt.Errorf("%s: writing the tar: %w", name, err)
 	}
 	diffID := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
 	tarBytes := cw.n
 
+	var mu sync.Mutex
+	out := map[string]*EncodedLayer{}
 	var g errgroup.Group
-	g.Go(func() error {
-		var err error
-		gz, err = writeBlob(filepath.Join(dir, name+".gzip"), func(w io.Writer) error {
-			zw, err := kgzip.NewWriterLevel(w, kgzip.BestSpeed)
+	encode := func(enc string, mediaType types.MediaType, write func(w io.Writer) (map[string]string, v1.Hash, error)) {
+		g.Go(func() error {
+			var annotations map[string]string
+			var layerDiffID v1.Hash
+			t0 := time.Now()
+			l, err := writeBlob(filepath.Join(dir, name+"."+slug(enc)), mediaType, func(w io.Writer) error {
+				var err error
+				annotations, layerDiffID, err = write(w)
+				return err
+			})
 			if err != nil {
-				return err
+				return fmt.Errorf("%s: %w", enc, err)
 			}
-			if _, err := io.Copy(zw, io.NewSectionReader(tarFile, 0, tarBytes)); err != nil {
-				return err
-			}
-			return zw.Close()
-		})
-		if err == nil {
-			gz.DiffID, gz.TarBytes = diffID, tarBytes
-		}
-		return err
-	})
-	g.Go(func() error {
-		var annotations map[string]string
-		var esgzDiffID v1.Hash
-		var err error
-		esgz, err = writeBlob(filepath.Join(dir, name+".estargz"), func(w io.Writer) error {
-			blob, err := estargz.Build(io.NewSectionReader(tarFile, 0, tarBytes),
-				estargz.WithCompressionLevel(gzip.BestSpeed), estargz.WithParallelism(2))
-			if err != nil {
-				return err
-			}
-			defer blob.Close()
-			if _, err := io.Copy(w, blob); err != nil {
-				return err
-			}
-			usize, err := blob.UncompressedSize()
-			if err != nil {
-				return err
-			}
-			if esgzDiffID, err = v1.NewHash(blob.DiffID().String()); err != nil {
-				return err
-			}
-			annotations = map[string]string{
-				estargz.TOCJSONDigestAnnotation:         blob.TOCDigest().String(),
-				estargz.StoreUncompressedSizeAnnotation: strconv.FormatInt(usize, 10),
-			}
+			l.Desc.Annotations, l.DiffID, l.TarBytes = annotations, layerDiffID, tarBytes
+			l.EncodeSeconds = time.Since(t0).Seconds()
+			mu.Lock()
+			out[enc] = l
+			mu.Unlock()
 			return nil
 		})
-		if err == nil {
-			// estargz rewrites the tar (it appends its TOC and a landmark
-			// file), so the layer has its own diffID.
-			esgz.Desc.Annotations, esgz.DiffID, esgz.TarBytes = annotations, esgzDiffID, tarBytes
+	}
+	encode(Gzip, types.OCILayer, func(w io.Writer) (map[string]string, v1.Hash, error) {
+		zw, err := kgzip.NewWriterLevel(w, kgzip.BestSpeed)
+		if err != nil {
+			return nil, v1.Hash{}, err
 		}
-		return err
+		if _, err := io.Copy(zw, io.NewSectionReader(tarFile, 0, tarBytes)); err != nil {
+			return nil, v1.Hash{}, err
+		}
+		return nil, diffID, zw.Close()
+	})
+	encode(EStargz, types.OCILayer, func(w io.Writer) (map[string]string, v1.Hash, error) {
+		blob, err := estargz.Build(io.NewSectionReader(tarFile, 0, tarBytes),
+			estargz.WithCompressionLevel(gzip.BestSpeed), estargz.WithParallelism(2))
+		if err != nil {
+			return nil, v1.Hash{}, err
+		}
+		defer blob.Close()
+		if _, err := io.Copy(w, blob); err != nil {
+			return nil, v1.Hash{}, err
+		}
+		usize, err := blob.UncompressedSize()
+		if err != nil {
+			return nil, v1.Hash{}, err
+		}
+		// estargz rewrites the tar (it appends its TOC and a landmark
+		// file), so the layer has its own diffID.
+		esgzDiffID, err := v1.NewHash(blob.DiffID().String())
+		if err != nil {
+			return nil, v1.Hash{}, err
+		}
+		return map[string]string{
+			estargz.TOCJSONDigestAnnotation:         blob.TOCDigest().String(),
+			estargz.StoreUncompressedSizeAnnotation: strconv.FormatInt(usize, 10),
+		}, esgzDiffID, nil
+	})
+	encode(ZstdChunked, types.OCILayerZStd, func(w io.Writer) (map[string]string, v1.Hash, error) {
+		// The frames decompress to the tar as it is: the same diffID.
+		ann, err := testimage.EncodeZstdChunked(w, tarFile, tarBytes,
+			testimage.ZstdChunkedOptions{ChunkSize: 4 << 20, Level: zstd.SpeedFastest})
+		return ann, diffID, err
 	})
 	if err := g.Wait(); err != nil {
-		for _, l := range []*EncodedLayer{gz, esgz} {
-			if l != nil {
-				os.Remove(l.File)
-			}
+		for _, l := range out {
+			os.Remove(l.File)
 		}
-		return nil, nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return gz, esgz, nil
+	return out, nil
 }
 
 // writeBlob writes what encode produces to file, measuring it as it goes.
-func writeBlob(file string, encode func(io.Writer) error) (*EncodedLayer, error) {
+func writeBlob(file string, mediaType types.MediaType, encode func(io.Writer) error) (*EncodedLayer, error) {
 	f, err := os.Create(file)
 	if err != nil {
 		return nil, err
@@ -129,7 +150,7 @@ func writeBlob(file string, encode func(io.Writer) error) (*EncodedLayer, error)
 		return nil, err
 	}
 	return &EncodedLayer{File: file, Desc: v1.Descriptor{
-		MediaType: types.OCILayer,
+		MediaType: mediaType,
 		Size:      cw.n,
 		Digest:    v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))},
 	}}, nil
@@ -178,13 +199,26 @@ func (l fileLayer) Uncompressed() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
+	if l.e.Desc.MediaType == types.OCILayerZStd {
+		zr, err := zstd.NewReader(f)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return readCloser{zr, func() error { zr.Close(); return f.Close() }}, nil
+	}
 	zr, err := kgzip.NewReader(f)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{zr, f}, nil
+	return readCloser{zr, f.Close}, nil
 }
+
+// readCloser is a decompressor with what closing it must release.
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r readCloser) Close() error { return r.close() }

@@ -9,12 +9,19 @@ import (
 	"time"
 )
 
-// Goals the issue sets, reported against the numbers, never enforced.
+// Goals, reported against the numbers, never enforced. Issue #18 ("close
+// to the physical limit") sets the first three; the last two are the
+// goals of the issue that made the benchmark, still held.
 const (
+	GoalColdVsLimit    = 1.25 // a cold eStargz build vs the physical limit, at most (both workloads)
+	GoalWarmVsCopy     = 1.5  // a warm build vs copying the plan's bytes locally, at most
+	GoalZstdBytes      = 1.2  // a cold zstd:chunked build's registry bytes vs the plan's compressed bytes, at most
 	GoalEStargzSpeedup = 10.0 // eStargz cold build of the large image vs the baseline, at least
 	GoalEStargzBytes   = 1.2  // its registry bytes vs the plan's compressed bytes, at most
-	GoalWarmVsCopy     = 2.0  // a warm build vs copying the plan's bytes locally, at most
 )
+
+// GoalIssue is the issue whose goals the report checks.
+const GoalIssue = 18
 
 // WarmRepeats is how many times a warm build, and the local copy it is
 // held against, run; the median counts. They take well under a second, so
@@ -30,12 +37,16 @@ const (
 
 // RoundTrips is the least number of round trips a cold build of an image
 // in this encoding needs before its last byte can arrive: connect, the
-// manifest, the config, then for eStargz the footer and the TOC, and last
-// the file contents (all requests of one step in parallel). Part of the
-// physical limit.
+// manifest, the config, then for eStargz the footer and the TOC (for
+// zstd:chunked only the TOC: the layer's annotations say where it is),
+// and last the file contents (all requests of one step in parallel). Part
+// of the physical limit.
 func RoundTrips(encoding string) int {
-	if encoding == EStargz {
+	switch encoding {
+	case EStargz:
 		return 6
+	case ZstdChunked:
+		return 5
 	}
 	return 4
 }
@@ -82,23 +93,88 @@ func (r *Results) WarmVsCopy(image, encoding string) (float64, bool) {
 	return n.Wall / c, true
 }
 
+// GoalKind says where a goal comes from and whether it counts.
+type GoalKind int
+
+const (
+	// GoalRequired: issue #18's "done when" names the check.
+	GoalRequired GoalKind = iota
+	// GoalReported: held against the same bar as a required check, and
+	// reported beside it, but the issue does not ask for it (the
+	// zstd:chunked warm builds: the issue names four warm rows, gzip and
+	// eStargz on both workloads).
+	GoalReported
+	// GoalEarlier: a goal of the issue that made the benchmark, still held
+	// so that a regression shows.
+	GoalEarlier
+)
+
+func (k GoalKind) String() string {
+	switch k {
+	case GoalRequired:
+		return fmt.Sprintf("#%d", GoalIssue)
+	case GoalReported:
+		return fmt.Sprintf("#%d, reported only", GoalIssue)
+	}
+	return "earlier"
+}
+
 // Goal is one of the issue's goals with its verdict.
 type Goal struct {
 	Text     string
+	Kind     GoalKind
 	Measured string
 	Met      bool
-	Known    bool // false: not measured (a run failed or was skipped)
+	Known    bool // false: not measured (a run failed, was skipped, or its workload did not run)
 	Why      string
 }
 
-// Goals checks the issue's goals against the numbers.
+// goalWorkloads are the workloads issue #18's goals name: each is checked
+// (or reported as not measured) whichever workloads ran.
+var goalWorkloads = []string{DebianNodeImage, LargeImage}
+
+// Goals checks the goals against the numbers: issue #18's first, then
+// the earlier ones.
 func (r *Results) Goals() []Goal {
 	var goals []Goal
-	add := func(g Goal) { goals = append(goals, g) }
+	for _, w := range goalWorkloads {
+		run, _ := r.Find(w, EStargz, Build, Cold)
+		g := Goal{Text: fmt.Sprintf("cold eStargz build (%s) ≤ %g× the physical limit", w, GoalColdVsLimit)}
+		if lim, ok := r.PhysicalLimit(run); ok && run.OK() {
+			v := run.Wall / lim
+			g.Known, g.Met = true, v <= GoalColdVsLimit
+			g.Measured = fmt.Sprintf("%.2f× (build %s, limit %s)", v, fmtSec(run.Wall), fmtSec(lim))
+			if !g.Met {
+				g.Why = r.whyCold(run)
+			}
+		}
+		goals = append(goals, g)
+	}
+	for _, w := range goalWorkloads {
+		for _, enc := range Encodings {
+			g := Goal{Text: fmt.Sprintf("warm build (%s, %s) ≤ %g× copying the plan's bytes locally", w, enc, GoalWarmVsCopy)}
+			if enc == ZstdChunked {
+				g.Kind = GoalReported
+			}
+			if v, ok := r.WarmVsCopy(w, enc); ok {
+				run, _ := r.Find(w, enc, Build, Warm)
+				g.Known, g.Met = true, v <= GoalWarmVsCopy
+				g.Measured = fmt.Sprintf("%.2f× (build %s, local copy %s)", v, fmtSec(run.Wall), fmtSec(r.LocalCopy[w]))
+				if !g.Met {
+					g.Why = r.whyWarm(run)
+				}
+			}
+			goals = append(goals, g)
+		}
+	}
+	for _, w := range goalWorkloads {
+		goals = append(goals, r.bytesGoal(w, ZstdChunked, GoalZstdBytes, GoalRequired,
+			fmt.Sprintf("cold zstd:chunked build (%s) fetches ≤ %g× the plan's compressed bytes", w, GoalZstdBytes)))
+	}
 
 	base, _ := r.Find(LargeImage, Gzip, Baseline, Cold)
 	esgz, _ := r.Find(LargeImage, EStargz, Build, Cold)
-	g := Goal{Text: fmt.Sprintf("eStargz cold build of the large image ≥ %g× faster than the baseline", GoalEStargzSpeedup)}
+	g := Goal{Kind: GoalEarlier, Text: fmt.Sprintf("cold eStargz build (large) ≥ %g× faster than the baseline", GoalEStargzSpeedup)}
 	if s, ok := r.Speedup(LargeImage, EStargz, Cold); ok {
 		g.Known, g.Met = true, s >= GoalEStargzSpeedup
 		g.Measured = fmt.Sprintf("%.1f× (baseline %s, nanofs %s)", s, fmtSec(base.Wall), fmtSec(esgz.Wall))
@@ -106,47 +182,30 @@ func (r *Results) Goals() []Goal {
 			g.Why = r.whyCold(esgz)
 		}
 	}
-	add(g)
-
-	g = Goal{Text: fmt.Sprintf("… and ≤ %g× the bytes of the plan (compressed)", GoalEStargzBytes)}
-	if b, ok := r.BytesRatio(LargeImage, EStargz); ok {
-		g.Known, g.Met = true, b <= GoalEStargzBytes
-		g.Measured = fmt.Sprintf("%.2f× (%s from the registry, plan %s compressed)", b, fmtBytes(esgz.RegistryBytes), fmtBytes(esgz.MinFetch))
-		if !g.Met {
-			g.Why = r.whyBytes(esgz)
-		}
-	}
-	add(g)
-
-	gz, _ := r.Find(LargeImage, Gzip, Build, Cold)
-	g = Goal{Text: "gzip cold build of the large image faster than the baseline"}
-	if s, ok := r.Speedup(LargeImage, Gzip, Cold); ok {
-		g.Known, g.Met = true, s > 1
-		g.Measured = fmt.Sprintf("%.2f× (baseline %s, nanofs %s)", s, fmtSec(base.Wall), fmtSec(gz.Wall))
-		if !g.Met {
-			g.Why = r.whyCold(gz)
-		}
-	}
-	add(g)
-
-	for _, w := range r.Workloads {
-		for _, enc := range []string{Gzip, EStargz} {
-			g = Goal{Text: fmt.Sprintf("warm build (%s, %s) ≤ %g× copying the plan's bytes locally", w.Name, enc, GoalWarmVsCopy)}
-			if v, ok := r.WarmVsCopy(w.Name, enc); ok {
-				run, _ := r.Find(w.Name, enc, Build, Warm)
-				g.Known, g.Met = true, v <= GoalWarmVsCopy
-				g.Measured = fmt.Sprintf("%.1f× (build %s, local copy %s)", v, fmtSec(run.Wall), fmtSec(r.LocalCopy[w.Name]))
-				if !g.Met {
-					g.Why = r.whyWarm(run)
-				}
-			}
-			add(g)
-		}
-	}
+	goals = append(goals, g)
+	goals = append(goals, r.bytesGoal(LargeImage, EStargz, GoalEStargzBytes, GoalEarlier,
+		fmt.Sprintf("cold eStargz build (large) fetches ≤ %g× the plan's compressed bytes", GoalEStargzBytes)))
 	return goals
 }
 
-// whyCold explains a slow cold build from its numbers.
+// bytesGoal holds a cold build's registry bytes against the plan's
+// compressed bytes.
+func (r *Results) bytesGoal(image, encoding string, limit float64, kind GoalKind, text string) Goal {
+	g := Goal{Kind: kind, Text: text}
+	if b, ok := r.BytesRatio(image, encoding); ok {
+		run, _ := r.Find(image, encoding, Build, Cold)
+		g.Known, g.Met = true, b <= limit
+		g.Measured = fmt.Sprintf("%.2f× (%s from the registry, plan %s compressed)", b, fmtBytes(run.RegistryBytes), fmtBytes(run.MinFetch))
+		if !g.Met {
+			g.Why = r.whyBytes(run)
+		}
+	}
+	return g
+}
+
+// whyCold explains a slow cold build from its numbers: how far it is from
+// the link's limit, what its CPU did, and where the in-process breakdown
+// of a cold build of the same image put the time.
 func (r *Results) whyCold(run Run) string {
 	var parts []string
 	if lim, ok := r.PhysicalLimit(run); ok {
@@ -156,17 +215,50 @@ func (r *Results) whyCold(run Run) string {
 		parts = append(parts, fmt.Sprintf("moving its %s at the link rate alone takes %s", fmtBytes(run.RegistryBytes),
 			fmtSec(float64(run.RegistryBytes)*8/float64(r.Link.RateBits))))
 	}
+	if perMB, ok := run.CPUSecondsPerMB(); ok && run.Wall > 0 {
+		s := fmt.Sprintf("it used %s of CPU in its %s (%.1f of the %d cores busy on average), %.3f CPU s per MB fetched",
+			fmtSec(run.CPU), fmtSec(run.Wall), run.CPU/run.Wall, r.Host.CPUs, perMB)
+		if at, ok := r.linkSecondsPerMB(); ok {
+			s += fmt.Sprintf(" where the link delivers a MB every %.3f s", at)
+		}
+		parts = append(parts, s)
+	}
+	for _, s := range r.Stages {
+		if s.Image == run.Image && s.Encoding == run.Encoding && s.Cache == Cold && s.Error == "" {
+			parts = append(parts, fmt.Sprintf("in-process and cold, opening the image took %s (%s of it waiting on %d registry requests), resolving %s and writing the disk %s",
+				fmtSec(s.Open), fmtSec(s.OpenWait), s.OpenRequests, fmtSec(s.Resolve), fmtSec(s.Write)))
+		}
+	}
 	if run.Encoding == Gzip {
 		parts = append(parts, "a gzip layer has no index, so every layer is downloaded whole before any file is known")
 	}
 	return strings.Join(parts, "; ")
 }
 
+// linkSecondsPerMB is how long the shaped link takes to deliver a
+// megabyte (10^6 bytes): a cold run whose CPU s per MB comes near it on
+// one core, or near it times the cores on all of them, cannot keep up
+// with the link.
+func (r *Results) linkSecondsPerMB() (float64, bool) {
+	if !r.Link.Shaped || r.Link.RateBits <= 0 {
+		return 0, false
+	}
+	return 8e6 / float64(r.Link.RateBits), true
+}
+
+// tocName is what an encoding's index costs are called in the report.
+func tocName(encoding string) string {
+	if encoding == ZstdChunked {
+		return "zstd:chunked TOCs"
+	}
+	return "eStargz footers and TOCs"
+}
+
 // whyBytes splits a cold build's transfer into TOCs and file data.
 func (r *Results) whyBytes(run Run) string {
 	data := run.Fetched - run.TOCBytes
-	s := fmt.Sprintf("of the %s nanofs received, %s (%.0f%%) were eStargz footers and TOCs, which it fetches whatever it reads (every layer's, ballast included); file data was %s against the %s minimum (%.2f×)",
-		fmtBytes(run.Fetched), fmtBytes(run.TOCBytes), pct(run.TOCBytes, run.Fetched), fmtBytes(data), fmtBytes(run.MinFetch), float64(data)/float64(max(run.MinFetch, 1)))
+	s := fmt.Sprintf("of the %s nanofs received, %s (%.0f%%) were %s, which it fetches whatever it reads (every layer's, ballast included); file data was %s against the %s minimum (%.2f×)",
+		fmtBytes(run.Fetched), fmtBytes(run.TOCBytes), pct(run.TOCBytes, run.Fetched), tocName(run.Encoding), fmtBytes(data), fmtBytes(run.MinFetch), float64(data)/float64(max(run.MinFetch, 1)))
 	if d := run.RegistryBytes - run.Fetched; d != 0 {
 		s += fmt.Sprintf("; the registry sent %s more than nanofs counted (retries or responses cut short)", fmtBytes(d))
 	}
@@ -222,53 +314,67 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 	r.writeHeadline(p)
 
 	p("## Workloads\n\n")
-	p("| image | layers | uncompressed | files | gzip blobs | eStargz blobs | program | plan files | plan bytes | plan compressed (gzip / eStargz) |\n")
-	p("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|\n")
+	p("| image | layers | uncompressed | files | blobs (gzip / eStargz / zstd:chunked) | program | plan files | plan bytes | plan compressed (gzip / eStargz / zstd:chunked) |\n")
+	p("|---|---:|---:|---:|---:|---|---:|---:|---:|\n")
 	for _, w := range r.Workloads {
 		gz, _ := r.Find(w.Name, Gzip, Build, Cold)
-		es, _ := r.Find(w.Name, EStargz, Build, Cold)
 		program := ""
 		if bl, ok := r.Find(w.Name, Gzip, Baseline, Cold); ok {
 			program = bl.programNote()
 		}
-		p("| %s | %d | %s | %d | %s | %s | %s | %s | %s | %s / %s |\n", w.Name, w.Layers, fmtBytes(w.UncompressedBytes), w.Files,
-			fmtBytes(w.BlobBytes[Gzip]), fmtBytes(w.BlobBytes[EStargz]), program,
+		var blobs, planCompressed []string
+		for _, enc := range Encodings {
+			blobs = append(blobs, orNA(w.BlobBytes[enc] > 0, fmtBytes(w.BlobBytes[enc])))
+			run, _ := r.Find(w.Name, enc, Build, Cold)
+			planCompressed = append(planCompressed, orNA(run.MinFetch > 0, fmtBytes(run.MinFetch)))
+		}
+		p("| %s | %d | %s | %d | %s | %s | %s | %s | %s |\n", w.Name, w.Layers, fmtBytes(w.UncompressedBytes), w.Files,
+			strings.Join(blobs, " / "), program,
 			orNA(gz.PlanFiles > 0, fmt.Sprint(gz.PlanFiles)), orNA(gz.PlanBytes > 0, fmtBytes(gz.PlanBytes)),
-			orNA(gz.MinFetch > 0, fmtBytes(gz.MinFetch)), orNA(es.MinFetch > 0, fmtBytes(es.MinFetch)))
+			strings.Join(planCompressed, " / "))
 	}
 	p("\n")
 	for _, w := range r.Workloads {
 		p("- **%s**: %s\n", w.Name, w.Description)
 	}
-	p("- *plan compressed*: `lazy.Image.MinTransfer` of the plan's files: the fewest blob bytes reading them costs from an empty cache (eStargz: the gzip members holding their chunks; gzip: every layer holding one of them, whole).\n\n")
+	p("- *plan compressed*: `lazy.Image.MinTransfer` of the plan's files: the fewest blob bytes reading them costs from an empty cache (eStargz: the gzip members holding their chunks; zstd:chunked: the zstd frames holding them; gzip: every layer holding one of them, whole).\n\n")
 
 	p("## Results\n\n")
-	p("| image | encoding | contender | cache | wall | from registry | requests | peak RSS | CPU | detail |\n")
-	p("|---|---|---|---|---:|---:|---:|---:|---:|---|\n")
+	p("| image | encoding | contender | cache | wall | from registry | requests | peak RSS | CPU | CPU s/MB | detail |\n")
+	p("|---|---|---|---|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, run := range r.Runs {
 		if !run.OK() {
 			why := run.Skipped
 			if run.Error != "" {
 				why = "**failed**: " + run.Error
 			}
-			p("| %s | %s | %s | %s | – | – | – | – | – | %s |\n", run.Image, run.Encoding, run.Contender, run.Cache, mdEscape(why))
+			p("| %s | %s | %s | %s | – | – | – | – | – | – | %s |\n", run.Image, run.Encoding, run.Contender, run.Cache, mdEscape(why))
 			continue
 		}
-		p("| %s | %s | %s | %s | %s | %s | %d | %s | %s | %s |\n", run.Image, run.Encoding, run.Contender, run.Cache,
-			fmtSec(run.Wall), fmtBytes(run.RegistryBytes), run.Requests, fmtBytes(run.MaxRSS), fmtSec(run.CPU), mdEscape(run.detail()))
+		perMB := "–"
+		if v, ok := run.CPUSecondsPerMB(); ok {
+			perMB = fmt.Sprintf("%.3f", v)
+		}
+		p("| %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s |\n", run.Image, run.Encoding, run.Contender, run.Cache,
+			fmtSec(run.Wall), fmtBytes(run.RegistryBytes), run.Requests, fmtBytes(run.MaxRSS), fmtSec(run.CPU), perMB, mdEscape(run.detail()))
 	}
 	for _, w := range r.Workloads {
 		if c := r.LocalCopy[w.Name]; c > 0 {
-			p("| %s | – | local copy of the plan | – | %s | – | – | – | – | the plan's files read from the flattened tree and written into one file, fsynced; median of %d |\n", w.Name, fmtSec(c), WarmRepeats)
+			p("| %s | – | local copy of the plan | – | %s | – | – | – | – | – | the plan's files read from the flattened tree and written into one file, fsynced; median of %d |\n", w.Name, fmtSec(c), WarmRepeats)
 		}
 	}
-	p("\nThe baseline pulls the gzip image (the image that exists today) for every comparison; an eStargz image of the same content is as large, so its full pull would cost the same.\n\n")
+	p("\nThe baseline pulls the gzip image (the image that exists today) for every comparison; an eStargz or zstd:chunked image of the same content is about as large (see the workloads' blobs), so its full pull would cost about the same.\n\n")
+	p("*CPU s/MB*: the run's CPU time (user + system) over the megabytes (10^6 bytes) the registry sent it, for cold runs: what fetching and unpacking cost the machine per byte fetched.")
+	if at, ok := r.linkSecondsPerMB(); ok {
+		p(" At %s the link delivers a MB every %.3f s: a run that needs more CPU than that per MB on one core (%.3f on all %d) is bound by its CPU, not by the link.", r.Link.Rate, at, at*float64(max(r.Host.CPUs, 1)), r.Host.CPUs)
+	}
+	p("\n\n")
 
 	p("## Ratios\n\n")
 	p("| image | encoding | cache | baseline ÷ nanofs build | registry bytes ÷ plan compressed | nanofs ÷ physical limit | nanofs ÷ local copy |\n")
 	p("|---|---|---|---:|---:|---:|---:|\n")
 	for _, w := range r.Workloads {
-		for _, enc := range []string{Gzip, EStargz} {
+		for _, enc := range Encodings {
 			for _, cache := range []string{Cold, Warm} {
 				run, ok := r.Find(w.Name, enc, Build, cache)
 				if !ok {
@@ -290,11 +396,12 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 			}
 		}
 	}
-	p("\nPhysical limit: the plan's compressed bytes at the link rate plus the least round trips (gzip %d: connect, manifest, config, layers; eStargz %d: also footer and TOC). For gzip it counts only the layers that hold the plan's files, which a reader cannot know without reading every layer, so gzip stays far above it by nature.\n\n",
-		RoundTrips(Gzip), RoundTrips(EStargz))
+	p("\nPhysical limit: the plan's compressed bytes at the link rate plus the least round trips (gzip %d: connect, manifest, config, layers; eStargz %d: also footer and TOC; zstd:chunked %d: also the TOC, which the layer's annotations locate). For gzip it counts only the layers that hold the plan's files, which a reader cannot know without reading every layer, so gzip stays far above it by nature.\n\n",
+		RoundTrips(Gzip), RoundTrips(EStargz), RoundTrips(ZstdChunked))
 
 	p("## Goals\n\n")
-	p("| goal | measured | verdict |\n|---|---|---|\n")
+	p("Issue #%d's goals (*#%d*); the zstd:chunked warm builds held against the same bar, reported beside the four warm rows the issue names but not required by it (*#%d, reported only*); and the goals of the issue that made this benchmark, still held (*earlier*).\n\n", GoalIssue, GoalIssue, GoalIssue)
+	p("| goal | set by | measured | verdict |\n|---|---|---|---|\n")
 	goals := r.Goals()
 	for _, g := range goals {
 		verdict := "not measured"
@@ -304,7 +411,7 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 		case g.Known:
 			verdict = "**missed**"
 		}
-		p("| %s | %s | %s |\n", mdEscape(g.Text), mdEscape(orNA(g.Known, g.Measured)), verdict)
+		p("| %s | %s | %s | %s |\n", mdEscape(g.Text), g.Kind, mdEscape(orNA(g.Known, g.Measured)), verdict)
 	}
 	var missed []Goal
 	for _, g := range goals {
@@ -315,7 +422,7 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 	if len(missed) > 0 {
 		p("\nWhy the missed goals were missed, from the measurements:\n\n")
 		for _, g := range missed {
-			p("- %s — %s. %s.\n", g.Text, g.Measured, capitalize(g.Why))
+			p("- %s (%s) — %s. %s.\n", g.Text, g.Kind, g.Measured, capitalize(g.Why))
 		}
 	}
 	p("\n")
@@ -387,7 +494,7 @@ func (r *Results) writeHeadline(p func(string, ...any)) {
 			continue
 		}
 		var parts []string
-		for _, enc := range []string{EStargz, Gzip} {
+		for _, enc := range []string{EStargz, ZstdChunked, Gzip} {
 			if n, ok := r.Find(w.Name, enc, Build, Cold); ok {
 				parts = append(parts, fmt.Sprintf("%s build %s (%.1f× faster, %s from the registry)", enc, fmtSec(n.Wall), base.Wall/n.Wall, fmtBytes(n.RegistryBytes)))
 			}
@@ -397,7 +504,7 @@ func (r *Results) writeHeadline(p func(string, ...any)) {
 		}
 		parts = nil
 		if bw, ok := r.Find(w.Name, Gzip, Baseline, Warm); ok {
-			for _, enc := range []string{EStargz, Gzip} {
+			for _, enc := range []string{EStargz, ZstdChunked, Gzip} {
 				if n, ok := r.Find(w.Name, enc, Build, Warm); ok {
 					parts = append(parts, fmt.Sprintf("%s build %s", enc, fmtSec(n.Wall)))
 				}
@@ -407,16 +514,23 @@ func (r *Results) writeHeadline(p func(string, ...any)) {
 			}
 		}
 	}
-	met, known := 0, 0
+	var met, known, all [3]int
 	for _, g := range r.Goals() {
+		all[g.Kind]++
 		if g.Known {
-			known++
+			known[g.Kind]++
 			if g.Met {
-				met++
+				met[g.Kind]++
 			}
 		}
 	}
-	lines = append(lines, fmt.Sprintf("**Goals**: %d of %d goal checks met (see Goals; the warm-build goal is checked per image and encoding).", met, known))
+	goalLine := fmt.Sprintf("**Goals**: issue #%d: %d of %d checks met", GoalIssue, met[GoalRequired], all[GoalRequired])
+	if n := all[GoalRequired] - known[GoalRequired]; n > 0 {
+		goalLine += fmt.Sprintf(" (%d not measured)", n)
+	}
+	goalLine += fmt.Sprintf("; zstd:chunked warm builds (reported, not required) %d of %d; earlier goals %d of %d (see Goals: each check is per image and encoding).",
+		met[GoalReported], known[GoalReported], met[GoalEarlier], known[GoalEarlier])
+	lines = append(lines, goalLine)
 	for _, l := range lines {
 		p("- %s\n", l)
 	}
@@ -579,7 +693,7 @@ func (r *Results) SortRuns() {
 		for _, c := range [][2]int{
 			{order(images, a.Image), order(images, b.Image)},
 			{order([]string{Baseline, Build, Mount}, a.Contender), order([]string{Baseline, Build, Mount}, b.Contender)},
-			{order([]string{Gzip, EStargz}, a.Encoding), order([]string{Gzip, EStargz}, b.Encoding)},
+			{order(Encodings, a.Encoding), order(Encodings, b.Encoding)},
 			{order([]string{Cold, Warm}, a.Cache), order([]string{Cold, Warm}, b.Cache)},
 		} {
 			if c[0] != c[1] {

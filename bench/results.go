@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -50,7 +51,7 @@ type LinkInfo struct {
 	RTT      float64 `json:"rtt_seconds,omitempty"`
 }
 
-// Workload is one image, pushed in both encodings.
+// Workload is one image, pushed in every encoding (Encodings).
 type Workload struct {
 	Name              string            `json:"name"`
 	Description       string            `json:"description"`
@@ -69,12 +70,26 @@ const (
 	Build    = "nanofs build"
 	Mount    = "nanofs mount"
 
-	Gzip    = "gzip"
-	EStargz = "estargz"
+	Gzip        = "gzip"
+	EStargz     = "estargz"
+	ZstdChunked = "zstd:chunked"
 
 	Cold = "cold"
 	Warm = "warm"
 )
+
+// Encodings are the encodings every workload is pushed in, in report
+// order: gzip (what exists today, and what the baseline pulls), then the
+// two that nanofs reads lazily, file by file.
+var Encodings = []string{Gzip, EStargz, ZstdChunked}
+
+// Lazy reports whether nanofs reads an image in this encoding chunk by
+// chunk through a table of contents, rather than whole layers.
+func Lazy(encoding string) bool { return encoding == EStargz || encoding == ZstdChunked }
+
+// slug spells an encoding as an image tag and a file name can
+// ("zstd-chunked").
+func slug(encoding string) string { return strings.ReplaceAll(encoding, ":", "-") }
 
 // Run is one contender on one image, cold or warm.
 type Run struct {
@@ -93,6 +108,9 @@ type Run struct {
 	Requests      int     `json:"requests"`       // every request the registry answered
 	MaxRSS        int64   `json:"max_rss_bytes"`
 	CPU           float64 `json:"cpu_seconds"` // user + system
+	// CPUPerMB is CPU over the megabytes (10^6 bytes) the registry sent,
+	// for cold runs (see CPUPerMB); Save fills it in.
+	CPUPerMB float64 `json:"cpu_seconds_per_mb,omitempty"`
 
 	Program string `json:"program,omitempty"` // what the plan runs
 
@@ -117,6 +135,18 @@ type Run struct {
 
 // OK reports whether the run was made and succeeded.
 func (r Run) OK() bool { return r.Skipped == "" && r.Error == "" }
+
+// CPUSecondsPerMB is the run's CPU time (user + system) per megabyte
+// (10^6 bytes) the registry sent: what fetching costs the machine, so
+// that a cold build bound by its CPU rather than by the link shows. Only
+// cold runs that fetched something have one: a warm run's CPU goes to
+// reading its cache, not to anything fetched.
+func (r Run) CPUSecondsPerMB() (float64, bool) {
+	if !r.OK() || r.Cache != Cold || r.RegistryBytes <= 0 || r.CPU <= 0 {
+		return 0, false
+	}
+	return r.CPU / (float64(r.RegistryBytes) / 1e6), true
+}
 
 // Stage is the in-process breakdown of one build: where its time goes.
 type Stage struct {
@@ -175,8 +205,12 @@ func (r *Results) Workload(name string) (Workload, bool) {
 	return Workload{}, false
 }
 
-// Save writes r as indented JSON.
+// Save writes r as indented JSON, with the figures derived from the
+// measurements (CPUPerMB) filled in.
 func (r *Results) Save(file string) error {
+	for i := range r.Runs {
+		r.Runs[i].CPUPerMB, _ = r.Runs[i].CPUSecondsPerMB()
+	}
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
