@@ -366,7 +366,7 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 	p("\nThe baseline pulls the gzip image (the image that exists today) for every comparison; an eStargz or zstd:chunked image of the same content is about as large (see the workloads' blobs), so its full pull would cost about the same.\n\n")
 	p("*CPU s/MB*: the run's CPU time (user + system) over the megabytes (10^6 bytes) the registry sent it, for cold runs: what fetching and unpacking cost the machine per byte fetched.")
 	if at, ok := r.linkSecondsPerMB(); ok {
-		p(" At %s the link delivers a MB every %.3f s: a run that needs more CPU than that per MB on one core (%.3f on all %d) is bound by its CPU, not by the link.", r.Link.Rate, at, at*float64(max(r.Host.CPUs, 1)), r.Host.CPUs)
+		p(" At %s the link delivers a MB every %.3f s: a run whose work on the bytes is serial is bound by its CPU, not by the link, once it needs more than that per MB; one spread over all %d cores, past %.3f s per MB.", r.Link.Rate, at, r.Host.CPUs, at*float64(max(r.Host.CPUs, 1)))
 	}
 	p("\n\n")
 
@@ -387,10 +387,10 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 						bytesR = fmt.Sprintf("%.2f×", v)
 					}
 					if lim, ok := r.PhysicalLimit(run); ok {
-						limitR = fmt.Sprintf("%.1f× (limit %s)", run.Wall/lim, fmtSec(lim))
+						limitR = fmt.Sprintf("%.2f× (limit %s)", run.Wall/lim, fmtSec(lim))
 					}
 				} else if v, ok := r.WarmVsCopy(w.Name, enc); ok {
-					copyR = fmt.Sprintf("%.1f×", v)
+					copyR = fmt.Sprintf("%.2f×", v)
 				}
 				p("| %s | %s | %s | %s | %s | %s | %s |\n", w.Name, enc, cache, orNA(ok1, fmt.Sprintf("%.1f×", speed)), bytesR, limitR, copyR)
 			}
