@@ -9,11 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/containerd/stargz-snapshotter/estargz"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -94,29 +92,8 @@ func EncodeLayers(dir, name string, writeTar func(io.Writer) error) (map[string]
 		return nil, diffID, zw.Close()
 	})
 	encode(EStargz, types.OCILayer, func(w io.Writer) (map[string]string, v1.Hash, error) {
-		blob, err := estargz.Build(io.NewSectionReader(tarFile, 0, tarBytes),
-			estargz.WithCompressionLevel(gzip.BestSpeed), estargz.WithParallelism(2))
-		if err != nil {
-			return nil, v1.Hash{}, err
-		}
-		defer blob.Close()
-		if _, err := io.Copy(w, blob); err != nil {
-			return nil, v1.Hash{}, err
-		}
-		usize, err := blob.UncompressedSize()
-		if err != nil {
-			return nil, v1.Hash{}, err
-		}
-		// estargz rewrites the tar (it appends its TOC and a landmark
-		// file), so the layer has its own diffID.
-		esgzDiffID, err := v1.NewHash(blob.DiffID().String())
-		if err != nil {
-			return nil, v1.Hash{}, err
-		}
-		return map[string]string{
-			estargz.TOCJSONDigestAnnotation:         blob.TOCDigest().String(),
-			estargz.StoreUncompressedSizeAnnotation: strconv.FormatInt(usize, 10),
-		}, esgzDiffID, nil
+		// estargz rewrites the tar, so the layer has its own diffID.
+		return testimage.EncodeEStargz(w, io.NewSectionReader(tarFile, 0, tarBytes), gzip.BestSpeed, 2)
 	})
 	encode(ZstdChunked, types.OCILayerZStd, func(w io.Writer) (map[string]string, v1.Hash, error) {
 		// The frames decompress to the tar as it is: the same diffID.

@@ -569,7 +569,7 @@ func encodeLayer(out io.Writer, tar *io.SectionReader, enc Encoding) (map[string
 			return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 		})
 	case EStargz:
-		return buildEStargz(out, tar)
+		return EncodeEStargz(out, tar, estargzLevel, estargzParallelism)
 	}
 	return nil, v1.Hash{}, fmt.Errorf("unknown encoding %d", enc)
 }
@@ -586,13 +586,15 @@ func compressBlob(out io.Writer, in io.Reader, newWriter func(io.Writer) (io.Wri
 	return zw.Close()
 }
 
-// buildEStargz converts tar with estargz.Build and returns the descriptor
-// annotations a lazy reader needs and the diffID of the converted stream
-// (estargz rewrites the tar: it appends its TOC and a landmark file).
-func buildEStargz(out io.Writer, tar *io.SectionReader) (map[string]string, v1.Hash, error) {
+// EncodeEStargz converts tar with estargz.Build at a gzip level, cut into
+// parallelism slices (which fix the output as much as the level does), and
+// returns the descriptor annotations a lazy reader needs and the diffID of
+// the converted stream (estargz rewrites the tar: it appends its TOC and a
+// landmark file).
+func EncodeEStargz(out io.Writer, tar *io.SectionReader, level, parallelism int) (map[string]string, v1.Hash, error) {
 	blob, err := estargz.Build(tar,
-		estargz.WithCompressionLevel(estargzLevel),
-		estargz.WithParallelism(estargzParallelism))
+		estargz.WithCompressionLevel(level),
+		estargz.WithParallelism(parallelism))
 	if err != nil {
 		return nil, v1.Hash{}, err
 	}
