@@ -15,6 +15,7 @@ import (
 	"github.com/nanofs/nanofs/vm"
 	"github.com/nanofs/nanofs/vm/artifact"
 	"github.com/nanofs/nanofs/vm/build"
+	"github.com/nanofs/nanofs/vm/build/progress"
 	"github.com/nanofs/nanofs/vm/content"
 	"github.com/nanofs/nanofs/vm/kernel"
 )
@@ -158,47 +159,18 @@ func (o *buildOptions) registerBoot(f *pflag.FlagSet) {
 	f.StringVar(&o.version, "nanos-version", "", "Nanos release to take from the cache or an ops install (default: the newest there)")
 }
 
-// buildSummary is what `nanofs build` reports when it is done.
-type buildSummary struct {
-	Output       string      `json:"output"`
-	Image        string      `json:"image"`
-	Program      string      `json:"program"`
-	Args         []string    `json:"args"`
-	Files        int         `json:"files"`
-	Entries      int         `json:"entries"`
-	PlanBytes    int64       `json:"plan_bytes"`
-	MinFetch     int64       `json:"min_fetch_bytes"` // the yardstick for FetchedBytes: see lazy.Image.MinTransfer
-	DiskBytes    int64       `json:"disk_bytes"`
-	FetchedBytes int64       `json:"fetched_bytes"`
-	TOCBytes     int64       `json:"toc_bytes"` // of FetchedBytes: eStargz footers and TOCs
-	Requests     int64       `json:"requests"`
-	Seconds      float64     `json:"seconds"`
-	Bootable     bool        `json:"bootable"`
-	Kernel       string      `json:"kernel,omitempty"`
-	Skipped      []string    `json:"skipped,omitempty"`
-	Warnings     []string    `json:"warnings,omitempty"`
-	Added        []addSource `json:"added,omitempty"` // local files and directories copied in
-	// Wrapper is the entrypoint wrapper evaluated at build time, whose final
-	// exec gave Program and Args.
-	Wrapper   *resolve.Wrapper        `json:"wrapper,omitempty"`
-	Generated []resolve.GeneratedFile `json:"generated,omitempty"` // runtime-provided /etc files
-	Runtimes  []resolve.RuntimeUse    `json:"runtimes,omitempty"`  // what the runtime rules added
-
-	// The registry as the store of built disks (--push, --reuse).
-	Inputs string `json:"inputs_digest,omitempty"` // the build-inputs digest
-	Reused string `json:"reused,omitempty"`        // the artifact fetched instead of building
-	Pushed string `json:"pushed,omitempty"`        // the artifact pushed, REPO@DIGEST
-}
-
-// addSource is one local file or directory a build adds.
-type addSource = content.Source
-
-// buildOpts turns the content flags into the library's options.
-func (o *buildOptions) buildOpts(g *globals, p *progress) []build.Option {
+// buildOpts turns the content flags into the library's options (p: the
+// bars to draw on, or none); a bad image flag is reported before anything
+// is opened.
+func (o *buildOptions) buildOpts(g *globals, p *progress.Bars) ([]build.Option, error) {
+	iopts, err := o.images.options()
+	if err != nil {
+		return nil, err
+	}
 	opts := []build.Option{
-		build.WithImageOptions(o.images.lazyOptions()...),
+		build.WithImageOptions(iopts...),
 		build.WithLog(g.logf, g.debugf),
-		build.WithProgress(p.show),
+		build.WithProgress(p.Show),
 		build.WithEntry(o.entry), build.WithArgs(o.args...), build.WithEnv(o.env...),
 		build.WithInclude(o.includes...), build.WithNameservers(o.dns...), build.WithWorkdir(o.workdir),
 		build.WithAdd(o.adds...), build.WithConfigFile(o.config),
@@ -220,15 +192,15 @@ func (o *buildOptions) buildOpts(g *globals, p *progress) []build.Option {
 	if o.images.insecure {
 		opts = append(opts, build.WithRegistryOptions(artifact.WithInsecure()))
 	}
-	return opts
+	return opts, nil
 }
 
 func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) error {
-	if err := o.images.check(); err != nil {
+	opts, err := o.buildOpts(g, newProgress(g))
+	if err != nil {
 		return err
 	}
-	p := newProgress(g)
-	res, err := build.Build(ctx, ref, append(o.buildOpts(g, p), build.WithOutput(o.out))...)
+	res, err := build.Build(ctx, ref, append(opts, build.WithOutput(o.out))...)
 	if err != nil {
 		err = flagError(err)
 		if errors.Is(err, kernel.ErrNoKernel) {
@@ -236,7 +208,7 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 		}
 		return err
 	}
-	sum := summarize(res)
+	sum := res.Summary()
 	if o.json {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
@@ -253,38 +225,6 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 		g.logf("no bootloader: boot it directly with a kernel (nanofs run --kernel kernel.img %s)", sum.Output)
 	}
 	return nil
-}
-
-// summarize is a build's summary; a reused disk's says only what the
-// artifact says.
-func summarize(res *build.Result) buildSummary {
-	var sum buildSummary
-	if p := res.Published; p != nil {
-		sum.Inputs, sum.Reused = p.Inputs, p.Reused
-		if p.Pushed != nil {
-			sum.Pushed = p.Pushed.Ref
-		}
-	}
-	plan := res.Plan
-	if plan == nil { // reused
-		sum.Output, sum.Image, sum.FetchedBytes, sum.DiskBytes, sum.Seconds = res.Output, res.Image, res.Fetched.Bytes, res.Fetched.Bytes, res.Elapsed.Seconds()
-		sum.Kernel, sum.Bootable = res.Kernel, res.Kernel != ""
-		if n := res.Published.Notes; n != nil {
-			sum.Program = n[artifact.AnnotationProgram]
-			json.Unmarshal([]byte(n[artifact.AnnotationArguments]), &sum.Args) //nolint:errcheck // an annotation, informative only
-		}
-		return sum
-	}
-	inputs, reused, pushed := sum.Inputs, sum.Reused, sum.Pushed
-	sum = buildSummary{
-		Output: res.Output, Image: res.Image, Program: plan.Program, Args: plan.Args,
-		Files: res.Files, Entries: len(plan.Entries), PlanBytes: plan.Size(), MinFetch: res.MinFetch, DiskBytes: res.Disk.Size,
-		FetchedBytes: res.Fetched.Bytes, TOCBytes: res.TOCBytes, Requests: res.Fetched.Requests, Seconds: res.Elapsed.Seconds(),
-		Bootable: res.Disk.Bootloader, Kernel: res.Kernel, Skipped: res.Disk.Skipped, Warnings: plan.Warnings,
-		Added: res.Added, Wrapper: plan.Wrapper, Generated: plan.Generated, Runtimes: plan.Runtimes,
-		Inputs: inputs, Reused: reused, Pushed: pushed,
-	}
-	return sum
 }
 
 // flagHints says the library's errors in the words of the flags.

@@ -5,6 +5,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/nanofs/nanofs/internal/fslist"
 )
 
 func init() { verbs = append(verbs, newCatCmd) }
@@ -23,16 +25,16 @@ reference, an OCI image layout directory or a docker-save tarball. With
   nanofs cat -v localhost:5000/app:estargz /usr/bin/app > app`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := imagePath(args[1])
+			name, err := fslist.Path(args[1])
 			if err != nil {
 				return err
 			}
-			li, err := img.open(cmd.Context(), g, args[0])
+			src, err := img.open(cmd.Context(), g, args[0])
 			if err != nil {
 				return err
 			}
-			defer li.Close()
-			f, err := li.Open(name)
+			defer src.Close()
+			f, err := src.FS.Open(name)
 			if err != nil {
 				return err
 			}
@@ -46,11 +48,13 @@ reference, an OCI image layout directory or a docker-save tarball. With
 			}
 			// Fetch and verify the whole file before the first byte goes
 			// out: a corrupt chunk must not leave half a file on stdout.
-			if err := li.Prefetch(cmd.Context(), []string{name}); err != nil {
-				return fmt.Errorf("%s: %w (nothing written)", args[1], err)
+			if src.Image != nil {
+				if err := src.Image.Prefetch(cmd.Context(), []string{name}); err != nil {
+					return fmt.Errorf("%s: %w (nothing written)", args[1], err)
+				}
+				defer reportFetched(g, src.Image.Stats())
 			}
 			_, err = io.CopyBuffer(g.stdout, f, make([]byte, 1<<20))
-			reportFetched(g, li.Stats())
 			return err
 		},
 	}

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path"
 
-	"github.com/nanofs/nanofs/tfs"
 	"github.com/spf13/cobra"
+
+	"github.com/nanofs/nanofs/internal/fslist"
+	"github.com/nanofs/nanofs/tfs"
 )
 
 func init() { verbs = append(verbs, newInspectCmd) }
@@ -106,15 +106,20 @@ func runInspect(g *globals, args []string, o inspectOptions) error {
 	case o.cat != "":
 		return inspectCat(g, fsys, o.cat)
 	}
-	p := "/"
+	start, err := fslist.Path("/")
 	if len(args) == 2 {
-		p = args[1]
+		start, err = fslist.Path(args[1])
 	}
-	return inspectList(g, fsys, p)
+	if err != nil {
+		return err
+	}
+	// A file, or a symlink shown as itself like ls -l does; a directory
+	// with everything below it.
+	return fslist.List(g.stdout, fsys, start, fslist.Options{Format: fslist.Brief, Recursive: true})
 }
 
 func inspectCat(g *globals, fsys *tfs.FS, p string) error {
-	name, err := imagePath(p)
+	name, err := fslist.Path(p)
 	if err != nil {
 		return err
 	}
@@ -127,34 +132,5 @@ func inspectCat(g *globals, fsys *tfs.FS, p string) error {
 		return fmt.Errorf("%s is a directory", p)
 	}
 	_, err = io.Copy(g.stdout, f)
-	return err
-}
-
-func inspectList(g *globals, fsys *tfs.FS, p string) error {
-	start, err := imagePath(p)
-	if err != nil {
-		return err
-	}
-	// A file, or a symlink shown as itself like ls -l does; a directory
-	// with everything below it.
-	return listTree(fsys, start, false, true, func(name, _ string, info fs.FileInfo) error {
-		return inspectLine(g, fsys, name, info)
-	})
-}
-
-func inspectLine(g *globals, fsys *tfs.FS, name string, info fs.FileInfo) error {
-	nlink := uint64(1)
-	if st, ok := info.Sys().(*tfs.FileStat); ok {
-		nlink = st.Nlink
-	}
-	line := fmt.Sprintf("%s %3d %12d %s", lsMode(info.Mode()), nlink, info.Size(), path.Join("/", name))
-	if info.Mode()&fs.ModeSymlink != 0 {
-		target, err := fsys.ReadLink(name)
-		if err != nil {
-			return err
-		}
-		line += " -> " + target
-	}
-	_, err := fmt.Fprintln(g.stdout, line)
 	return err
 }

@@ -57,13 +57,13 @@ On success it prints NANOFS_KERNEL=... and NANOFS_BOOT=... lines.`,
 				opts = append(opts, kernel.WithForce())
 			}
 			pr := newProgress(g)
-			bar := pr.bytes("Nanos kernel", 0)
+			bar := pr.Bytes("Nanos kernel", 0)
 			opts = append(opts, kernel.WithProgress(func(done, total int64) {
-				bar.setTotal(total)
-				bar.set(done)
+				bar.SetTotal(total)
+				bar.Set(done)
 			}))
 			k, err := kernel.Fetch(cmd.Context(), opts...)
-			pr.done()
+			pr.Done()
 			if err != nil {
 				return fmt.Errorf("kernel fetch: %w", err)
 			}

@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	"github.com/nanofs/nanofs/fusefs"
-	"github.com/nanofs/nanofs/vm/build"
 	"github.com/spf13/cobra"
 )
 
@@ -68,13 +67,9 @@ func mountForeground(ctx context.Context, g *globals, images *imageFlags, prefet
 	ready := fusefs.TakeReady()
 	defer func() { ready.Report(err) }()
 
-	if err := images.check(); err != nil {
-		return err
-	}
-	source, err := build.Open(ctx, src, build.WithImageOptions(images.lazyOptions()...), build.WithLog(g.logf, g.debugf),
-		build.WithProgress(newProgress(g).show))
+	source, err := images.open(ctx, g, src)
 	if err != nil {
-		return flagError(err)
+		return err
 	}
 	defer source.Close()
 	srv, err := fusefs.Mount(dir, source.FS, fusefs.WithSource(sourceName(src)))

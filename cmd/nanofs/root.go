@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/nanofs/nanofs/vm/build/progress"
 )
 
 // version is set at link time: -ldflags "-X main.version=v1.2.3".
@@ -99,4 +101,13 @@ func (g *globals) showProgress() bool {
 		return false
 	}
 	return isTerminal(f)
+}
+
+// newProgress returns the verb's progress bars on stderr, or none unless
+// g.showProgress().
+func newProgress(g *globals) *progress.Bars {
+	if !g.showProgress() {
+		return nil
+	}
+	return progress.New(context.Background(), g.stderr, 0)
 }
