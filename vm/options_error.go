@@ -11,7 +11,14 @@ const (
 	OptionSize    = "size"    // the disk size
 	OptionAccel   = "accel"   // the VM's accelerator
 	OptionVMM     = "vmm"     // the virtual machine monitor
+
+	OptionOverwrite = "overwrite" // added files may replace the image's
 )
+
+// OptionName is an option named inside a log line: it prints as the
+// library's name of the option, and a CLI's log function may print its
+// flag instead (cmd/nanofs does), as it does for an OptionError.
+type OptionName string
 
 // OptionError is a bad value of an option the caller set. Its message
 // names the option by its library name; a CLI can say it with its flag

@@ -79,6 +79,9 @@ func runBatch(ctx context.Context, g *globals, images []string, o *buildOptions)
 		defer mu.Unlock()
 		n++
 		line := it.Report(func(err error) string { return flagError(err).Error() })
+		if line.Summary != nil {
+			*line.Summary = flagSummary(*line.Summary)
+		}
 		if sum := line.Summary; sum == nil {
 			g.logf("[%d/%d] FAILED %s: %s", n, len(images), it.Image, line.Error)
 		} else {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -208,7 +209,7 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 		}
 		return err
 	}
-	sum := res.Summary()
+	sum := flagSummary(res.Summary())
 	if o.json {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
@@ -230,7 +231,19 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 // flagHints says the library's errors in the words of the flags.
 var flagHints = map[string]string{
 	vm.OptionAdd: "--add", vm.OptionConfig: "--config", vm.OptionWorkdir: "--workdir", vm.OptionSize: "--size",
-	vm.OptionAccel: "--accel", vm.OptionVMM: "--vmm",
+	vm.OptionAccel: "--accel", vm.OptionVMM: "--vmm", vm.OptionOverwrite: "--overwrite",
+}
+
+// flagSummary says the provenance of files added with --add by the flag,
+// as the JSON summary always has.
+func flagSummary(sum build.Summary) build.Summary {
+	sum.Added = slices.Clone(sum.Added)
+	for i, a := range sum.Added {
+		if a.From == content.FromAdd {
+			sum.Added[i].From = flagHints[vm.OptionAdd]
+		}
+	}
+	return sum
 }
 
 // flagError maps the library's typed errors to messages that name the
@@ -262,8 +275,9 @@ func flagError(err error) error {
 	if oe != nil && oe.Option == vm.OptionVMM {
 		err = hint(err, "use --vmm qemu")
 	}
-	if strings.Contains(err.Error(), kernel.FilesAsOptions) {
-		err = replaceMessage(err, kernel.FilesAsOptions, "(or pass --kernel and --boot)")
+	var supply *kernel.SupplyError
+	if errors.As(err, &supply) {
+		err = replaceMessage(err, supply.Error(), supply.Flagged("(or pass --kernel and --boot)"))
 	}
 	switch {
 	case errors.As(err, &ie):

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/spf13/cobra"
 
+	"github.com/nanofs/nanofs/vm"
 	"github.com/nanofs/nanofs/vm/build/progress"
 )
 
@@ -79,7 +81,7 @@ func (g *globals) logf(format string, a ...any) {
 	if g.quiet {
 		return
 	}
-	fmt.Fprintf(g.stderr, format+"\n", a...)
+	fmt.Fprintf(g.stderr, format+"\n", flagArgs(a)...)
 }
 
 // debugf prints only with --verbose.
@@ -87,7 +89,19 @@ func (g *globals) debugf(format string, a ...any) {
 	if !g.verbose {
 		return
 	}
-	fmt.Fprintf(g.stderr, format+"\n", a...)
+	fmt.Fprintf(g.stderr, format+"\n", flagArgs(a)...)
+}
+
+// flagArgs says the options a library names in its messages
+// (vm.OptionName) with their flags.
+func flagArgs(a []any) []any {
+	out := slices.Clone(a)
+	for i, x := range a {
+		if name, ok := x.(vm.OptionName); ok && flagHints[string(name)] != "" {
+			out[i] = flagHints[string(name)]
+		}
+	}
+	return out
 }
 
 // showProgress reports whether live progress (bars, counters rewritten in

@@ -9,8 +9,8 @@ import (
 	"github.com/nanofs/nanofs/vm/opspkg"
 )
 
-// Summary is what a build reports when it is done: `nanofs build --json`
-// prints it, so its JSON field names are a contract.
+// Summary is what a build reports when it is done: nanofs's CLI prints it
+// as JSON, so its JSON field names are a contract.
 type Summary struct {
 	Output       string           `json:"output"`
 	Image        string           `json:"image"`
@@ -74,7 +74,7 @@ func (res *Result) Summary() Summary {
 }
 
 // PackageSummary is what a build of an ops package (WithPackage) reports:
-// `nanofs pkg --json` prints it.
+// nanofs's CLI prints it as JSON.
 type PackageSummary struct {
 	Name         string                 `json:"name"`
 	Image        string                 `json:"image"`
@@ -104,7 +104,7 @@ func (res *Result) PackageSummary() PackageSummary {
 }
 
 // ItemReport is what a batch reports of one image as it finishes
-// (`nanofs build --json` with several images prints one a line).
+// (nanofs's CLI prints one a line when it builds several images).
 type ItemReport struct {
 	Image   string   `json:"image"`
 	OK      bool     `json:"ok"`
