@@ -13,6 +13,17 @@ const (
 	OptionVMM     = "vmm"     // the virtual machine monitor
 
 	OptionOverwrite = "overwrite" // added files may replace the image's
+
+	// Options named only in remedies (RemedyOf in vm/build).
+	OptionEntry        = "entry"          // the program to run
+	OptionEnv          = "env"            // the program's environment
+	OptionInclude      = "include"        // a glob of image files to add
+	OptionBoot         = "boot"           // the bootloader file
+	OptionKernel       = "kernel"         // the kernel file
+	OptionPlatform     = "platform"       // the image's platform
+	OptionMaxExpansion = "max-expansion"  // the bound on a layer's expansion ratio
+	OptionMaxLayerSize = "max-layer-size" // the bound on a layer's expanded size
+	OptionMinRate      = "min-rate"       // the slowest a blob may arrive
 )
 
 // OptionName is an option named inside a log line: it prints as the

@@ -11,8 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/nanofs/nanofs/lazy"
-	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/vm"
 	"github.com/nanofs/nanofs/vm/artifact"
 	"github.com/nanofs/nanofs/vm/build"
@@ -228,10 +226,14 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 	return nil
 }
 
-// flagHints says the library's errors in the words of the flags.
+// flagHints says the library's options (in errors, remedies and log
+// lines) in the words of the flags.
 var flagHints = map[string]string{
 	vm.OptionAdd: "--add", vm.OptionConfig: "--config", vm.OptionWorkdir: "--workdir", vm.OptionSize: "--size",
-	vm.OptionAccel: "--accel", vm.OptionVMM: "--vmm", vm.OptionOverwrite: "--overwrite",
+	vm.OptionAccel: "--accel", vm.OptionVMM: "--vmm", vm.OptionOverwrite: "--overwrite", vm.OptionEntry: "--entry",
+	vm.OptionEnv: "--env", vm.OptionInclude: "--include", vm.OptionBoot: "--boot", vm.OptionKernel: "--kernel",
+	vm.OptionPlatform: "--platform", vm.OptionMaxExpansion: "--max-expansion", vm.OptionMaxLayerSize: "--max-layer-size",
+	vm.OptionMinRate: "--min-rate",
 }
 
 // flagSummary says the provenance of files added with --add by the flag,
@@ -246,60 +248,29 @@ func flagSummary(sum build.Summary) build.Summary {
 	return sum
 }
 
-// flagError maps the library's typed errors to messages that name the
-// flags to use.
+// flagError rewords the library's error with its remedies (build.RemedyOf),
+// naming the flags to use.
 //
 // It is applied where a verb gets the library's error and, for errors met
 // later (reading an image's files), once more in run; an error already
 // reworded is left as it is.
 func flagError(err error) error {
-	if err == nil {
-		return nil
-	}
 	var done *rewordedError
-	if errors.As(err, &done) {
+	if err == nil || errors.As(err, &done) {
 		return err
 	}
-	var oe *vm.OptionError
-	if errors.As(err, &oe) {
-		if flag, ok := flagHints[oe.Option]; ok {
-			err = replaceMessage(err, oe.Error(), oe.Flagged(flag))
+	flag := func(option string) string {
+		if f, ok := flagHints[option]; ok {
+			return f
 		}
+		return option
 	}
-	var ce *content.CollisionError
-	var nb *build.NoBootError
-	var slow *lazy.SlowError
-	var we *resolve.WrapperError
-	var ie *resolve.IncludeError
-	var ml *resolve.MissingLibraryError
-	if oe != nil && oe.Option == vm.OptionVMM {
-		err = hint(err, "use --vmm qemu")
-	}
-	var supply *kernel.SupplyError
-	if errors.As(err, &supply) {
-		err = replaceMessage(err, supply.Error(), supply.Flagged("(or pass --kernel and --boot)"))
-	}
-	switch {
-	case errors.As(err, &ie):
-		return replaceMessage(err, ie.Error(), "--"+ie.Error())
-	case errors.Is(err, resolve.ErrNoEntrypoint):
-		return replaceMessage(err, resolve.ErrNoEntrypoint.Error(), resolve.ErrNoEntrypoint.Error()+": name one with --entry")
-	case errors.As(err, &ml):
-		return hint(err, "if the program finds it by other means (a wrapper script setting LD_LIBRARY_PATH), set that variable with --env or add the file with --include GLOB")
-	case errors.As(err, &we):
-		return &rewordedError{msg: err.Error() + " with --entry PROGRAM", err: err}
-	case errors.As(err, &ce):
-		return hint(err, "--overwrite replaces it")
-	case errors.As(err, &nb):
-		return replaceMessage(err, nb.Error(), fmt.Sprintf("found the kernel %s (from %s) but no boot.img: pass --boot or set %s", nb.Kernel.Kernel, nb.Kernel.Source, kernel.EnvBoot))
-	case errors.Is(err, lazy.ErrPlatform):
-		return hint(err, "choose one with --platform")
-	case errors.Is(err, lazy.ErrLayerTooLarge):
-		return hint(err, "raise the bound with --max-expansion or --max-layer-size if the layer is genuine")
-	case errors.As(err, &slow):
-		return hint(err, "lower --min-rate, or 0 to wait for ever, if the link is just slow")
-	case errors.Is(err, build.ErrNoConfig):
-		return replaceMessage(err, build.ErrNoConfig.Error(), "a directory has no image config: name the program with --entry")
+	for _, r := range build.RemedyOf(err) {
+		if r.Old == "" {
+			err = hint(err, r.Say(flag))
+		} else {
+			err = replaceMessage(err, r.Old, r.Say(flag))
+		}
 	}
 	return err
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -52,17 +51,6 @@ is ready.`,
 	return cmd
 }
 
-// sourceName is how the mount table names SOURCE: a directory by its
-// absolute path, anything else as given.
-func sourceName(src string) string {
-	if fi, err := os.Stat(src); err == nil && fi.IsDir() {
-		if abs, err := filepath.Abs(src); err == nil {
-			return abs
-		}
-	}
-	return src
-}
-
 func mountForeground(ctx context.Context, g *globals, images *imageFlags, prefetch bool, src, dir string) (err error) {
 	ready := fusefs.TakeReady()
 	defer func() { ready.Report(err) }()
@@ -72,7 +60,7 @@ func mountForeground(ctx context.Context, g *globals, images *imageFlags, prefet
 		return err
 	}
 	defer source.Close()
-	srv, err := fusefs.Mount(dir, source.FS, fusefs.WithSource(sourceName(src)))
+	srv, err := fusefs.Mount(dir, source.FS, fusefs.WithSource(source.MountName()))
 	if err != nil {
 		return err
 	}

@@ -72,9 +72,13 @@ func WithVersion(v string) KernelOption {
 }
 
 // WithArch selects the guest architecture, as a GOARCH ("amd64", "arm64");
-// default runtime.GOARCH.
+// default (or ""): runtime.GOARCH.
 func WithArch(goarch string) KernelOption {
-	return func(c *kernelConfig) { c.arch = goarch }
+	return func(c *kernelConfig) {
+		if goarch != "" {
+			c.arch = goarch
+		}
+	}
 }
 
 // WithCacheDir replaces the nanofs release cache directory (default
