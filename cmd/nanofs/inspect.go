@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -58,21 +57,8 @@ location (exit status 1 if there is any).`,
 
 func runInspect(g *globals, args []string, o inspectOptions) error {
 	name := args[0]
-	f, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !info.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", name)
-	}
-
 	if o.verify {
-		err := tfs.Verify(f, info.Size())
+		err := tfs.VerifyFile(name)
 		var ve *tfs.VerifyError
 		if errors.As(err, &ve) {
 			for _, p := range ve.Problems {
@@ -91,10 +77,11 @@ func runInspect(g *globals, args []string, o inspectOptions) error {
 	if o.boot {
 		part = tfs.BootPartition
 	}
-	fsys, err := tfs.Open(f, info.Size(), tfs.WithPartition(part))
+	fsys, file, err := tfs.OpenFile(name, tfs.WithPartition(part))
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return err
 	}
+	defer file.Close()
 	g.debugf("%s: TFS v%d at byte %d, %d bytes, label %q, UUID %s", name, fsys.Version(), fsys.Offset(), fsys.Size(), fsys.Label(), tfs.FormatUUID(fsys.UUID()))
 
 	switch {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 
 	"github.com/spf13/cobra"
@@ -104,24 +103,11 @@ func flagArgs(a []any) []any {
 	return out
 }
 
-// showProgress reports whether live progress (bars, counters rewritten in
-// place) may be drawn: only on a terminal, and never with --quiet.
-func (g *globals) showProgress() bool {
-	if g.quiet {
-		return false
-	}
-	f, ok := g.stderr.(*os.File)
-	if !ok {
-		return false
-	}
-	return isTerminal(f)
-}
-
-// newProgress returns the verb's progress bars on stderr, or none unless
-// g.showProgress().
+// newProgress returns the verb's progress bars on stderr: only on a
+// terminal, and never with --quiet.
 func newProgress(g *globals) *progress.Bars {
-	if !g.showProgress() {
+	if g.quiet {
 		return nil
 	}
-	return progress.New(context.Background(), g.stderr, 0)
+	return progress.OnTerminal(g.stderr)
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/term"
 
 	"github.com/nanofs/nanofs/vm/build"
 )
@@ -31,6 +33,16 @@ type Bars struct {
 
 // Bar is one line of the bars; nil-safe.
 type Bar struct{ b *mpb.Bar }
+
+// OnTerminal draws on w only if it is an interactive terminal, so that
+// pipelines and CI logs never receive lines rewritten in place; otherwise
+// it returns no bars (nil).
+func OnTerminal(w io.Writer) *Bars {
+	if f, ok := w.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return New(context.Background(), w, 0)
+}
 
 // New draws on w (nil: nowhere), lines width columns wide (0: the
 // terminal's), until ctx is done.

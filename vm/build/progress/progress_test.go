@@ -3,9 +3,11 @@ package progress
 import (
 	"bytes"
 	"context"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/vm/build"
@@ -53,4 +55,14 @@ func TestProgressNowhere(t *testing.T) {
 func TestShortDigest(t *testing.T) {
 	assert.Equal(t, "0123456789ab", shortDigest("sha256:0123456789abcdef"))
 	assert.Equal(t, "sha256:01", shortDigest("sha256:01"))
+}
+
+// Off a terminal (a buffer, a pipe, a file) there are no bars.
+func TestOnTerminal(t *testing.T) {
+	var buf bytes.Buffer
+	assert.Nil(t, OnTerminal(&buf))
+	f, err := os.CreateTemp(t.TempDir(), "log")
+	require.NoError(t, err)
+	defer f.Close()
+	assert.Nil(t, OnTerminal(f))
 }
