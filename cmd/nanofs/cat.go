@@ -13,9 +13,8 @@ func newCatCmd(g *globals) *cobra.Command {
 		Short: "Print a file of an image, fetching only that file",
 		Long: `Print the file at PATH in IMAGE on stdout (symbolic links followed, inside
 the image). Of an eStargz layer only the chunks of that file are fetched;
-other layers are downloaded whole once and cached. IMAGE is a registry
-reference, an OCI image layout directory or a docker-save tarball. With
---verbose the bytes fetched are reported per layer.`,
+other layers are downloaded whole once and cached. IMAGE is anything "nanofs
+ls" takes. With --verbose the bytes fetched are reported per layer.`,
 		Example: `  nanofs cat node:20 /etc/os-release
   nanofs cat -v localhost:5000/app:estargz /usr/bin/app > app`,
 		Args: cobra.ExactArgs(2),

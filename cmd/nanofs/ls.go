@@ -20,10 +20,11 @@ target. A directory lists its entries (symbolic links to directories are
 followed); anything else lists itself.
 
 IMAGE is a registry reference (node:20, registry.example.com/app@sha256:...,
-Docker Hub by default), an OCI image layout directory or a docker-save
-tarball. Only the image's index is read: its manifest and config, the table of
-contents of eStargz layers, and other layers in full (once: they are cached).
-With --verbose the bytes fetched are reported per layer.`,
+Docker Hub by default), an OCI image layout directory, a docker-save tarball,
+a directory or a Nanos disk image. Of an image only the index is read: its
+manifest and config, the table of contents of eStargz layers, and other layers
+in full (once: they are cached). With --verbose the bytes fetched are reported
+per layer.`,
 		Example: `  nanofs ls node:20 /usr/local/bin
   nanofs ls --platform linux/arm64 alpine:3.20 /etc
   nanofs ls -R ./oci-layout /app
