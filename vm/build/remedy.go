@@ -24,7 +24,9 @@ type Remedy struct {
 // for an error no option helps with).
 func RemedyOf(err error) []Remedy {
 	var rs []Remedy
-	add := func(old string, say func(flag func(string) string) string) { rs = append(rs, Remedy{Old: old, Say: say}) }
+	add := func(old string, say func(flag func(string) string) string) {
+		rs = append(rs, Remedy{Old: old, Say: say})
+	}
 	hint := func(say func(flag func(string) string) string) { add("", say) }
 	var oe *vm.OptionError
 	if errors.As(err, &oe) {
@@ -59,7 +61,9 @@ func RemedyOf(err error) []Remedy {
 				flag(vm.OptionEnv), flag(vm.OptionInclude))
 		})
 	case errors.As(err, &we):
-		add(we.Error(), func(flag func(string) string) string { return we.Error() + " with " + flag(vm.OptionEntry) + " PROGRAM" })
+		add(we.Error(), func(flag func(string) string) string {
+			return we.Error() + " with " + flag(vm.OptionEntry) + " PROGRAM"
+		})
 	case errors.As(err, &ce):
 		hint(func(flag func(string) string) string { return flag(vm.OptionOverwrite) + " replaces it" })
 	case errors.As(err, &nb):
