@@ -1,10 +1,15 @@
 package fslist
 
 import (
+	"bytes"
 	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // modeOf builds an fs.FileMode from unix permission bits plus special bits
@@ -40,4 +45,42 @@ func TestMode(t *testing.T) {
 		m := modeOf(tc.mode)
 		assert.Equal(t, tc.want, Mode(m), "%o", tc.mode)
 	}
+}
+
+// TestList lists a real directory: a file as itself, a link with its
+// target, a directory by its entries or, recursively, by absolute paths.
+func TestList(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "d"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "d", "f"), []byte("hi"), 0o640))
+	require.NoError(t, os.Symlink("d/f", filepath.Join(dir, "l")))
+	fsys := os.DirFS(dir)
+	for _, tc := range []struct {
+		name string
+		path string
+		o    Options
+		want string
+	}{
+		{"file", "d/f", Options{Format: Brief}, "-rw-r-----   1            2 /d/f\n"},
+		{"link", "l", Options{Format: Brief}, "lrwxrwxrwx   1            3 /l -> d/f\n"},
+		{"entries", "d", Options{Format: Brief}, "-rw-r-----   1            2 f\n"},
+		{"recursive", "d", Options{Format: Brief, Recursive: true}, "drwxr-xr-x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			require.NoError(t, List(&out, fsys, tc.path, tc.o))
+			if tc.o.Recursive {
+				lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+				require.Len(t, lines, 2)
+				assert.True(t, strings.HasPrefix(lines[0], tc.want), lines[0])
+				assert.True(t, strings.HasSuffix(lines[0], " /d"), lines[0])
+				assert.Equal(t, "-rw-r-----   1            2 /d/f", lines[1])
+				return
+			}
+			assert.Equal(t, tc.want, out.String())
+		})
+	}
+	_, err := Path("/../x")
+	assert.ErrorContains(t, err, "invalid path")
+	assert.ErrorIs(t, List(&bytes.Buffer{}, fsys, "nope", Options{}), fs.ErrNotExist)
 }
