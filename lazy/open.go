@@ -134,7 +134,7 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 		base = remote.DefaultTransport
 		if o.insecure {
 			t := remote.DefaultTransport.(*http.Transport).Clone()
-			t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with --insecure
+			t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with WithInsecure
 			base = t
 		}
 	}

@@ -1,6 +1,7 @@
 package lazy
 
 import (
+	"errors"
 	"fmt"
 	"github.com/google/go-containerregistry/pkg/name"
 	"net/http"
@@ -49,6 +50,19 @@ func defaultOptions() options {
 // must match the image's config.
 func WithPlatform(p v1.Platform) Option {
 	return func(o *options) { o.platform, o.platformExplicit = p, true }
+}
+
+// ParsePlatform reads os/arch[/variant] (linux/arm64, linux/arm/v7) for
+// WithPlatform; both the os and the architecture are needed.
+func ParsePlatform(s string) (v1.Platform, error) {
+	p, err := v1.ParsePlatform(s)
+	if err == nil && (p.OS == "" || p.Architecture == "") {
+		err = errors.New("want os/arch[/variant], e.g. linux/arm64")
+	}
+	if err != nil {
+		return v1.Platform{}, err
+	}
+	return *p, nil
 }
 
 // PlatformOf is the platform that Open, given opts, picks images for:

@@ -111,7 +111,7 @@ func TestDebianExtras(t *testing.T) {
 		assert.Contains(t, included, "/lib/x86_64-linux-gnu/libssl.so.3", "the modules' own libraries come along")
 		e, ok := plan.Lookup("/usr/lib/python3.11/lib-dynload/_json.cpython-311-x86_64-linux-gnu.so")
 		require.True(t, ok)
-		assert.Equal(t, "--include /usr/lib/python3.11/lib-dynload", e.Reason)
+		assert.Equal(t, "include pattern /usr/lib/python3.11/lib-dynload", e.Reason)
 	})
 	t.Run("redis-server", func(t *testing.T) {
 		plan, err := r.Resolve(Config{Cmd: []string{"redis-server"}, Env: env})

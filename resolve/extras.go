@@ -327,7 +327,7 @@ func (s *session) includeFiles() error {
 				return err
 			}
 			if !s.b.addLocated(loc, reason, "") {
-				s.warnf("--include %s: %s is a %v, left out", pat, m, loc.Info.Mode().Type())
+				s.warnf("include pattern %s: %s is a %v, left out", pat, m, loc.Info.Mode().Type())
 				continue
 			}
 			if loc.Info.IsDir() {
@@ -496,14 +496,14 @@ func (s *session) includeObjects() error {
 		}
 		info, err := s.r.elfInfo(loc.File, loc.Info.Size())
 		if err != nil {
-			s.warnf("--include: %v", err)
+			s.warnf("included shared object: %v", err)
 			continue
 		}
 		if info.loadableWith(s.ref) != nil {
 			continue
 		}
 		o := &object{path: tidy(loc.Path), file: loc.File, info: info, loader: s.program, role: RoleIncluded,
-			reason: "shared object added with --include"}
+			reason: "shared object added by an include pattern"}
 		s.register(o, info.Soname)
 		roots = append(roots, o)
 	}

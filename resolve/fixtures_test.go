@@ -175,7 +175,7 @@ func TestFixturesDlopenInclude(t *testing.T) {
 	require.NoError(t, err)
 	e, ok := plan.Lookup(fx.Plugin)
 	require.True(t, ok)
-	assert.Equal(t, "--include /opt/app/lib/libplug*.so", e.Reason)
+	assert.Equal(t, "include pattern /opt/app/lib/libplug*.so", e.Reason)
 	var roles []Role
 	for _, o := range plan.Objects {
 		if o.Path == fx.Plugin {

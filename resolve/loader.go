@@ -346,7 +346,7 @@ func (s *session) search(name string, loader *object, role Role, reason string) 
 		o, isNew, err := s.try(name, tidy(loc.Path), loader, role, reason, searchDir{}, miss)
 		if err != nil || o != nil {
 			if o != nil {
-				s.warnf("%s (needed by %s) is not on the loader's search path; using %s added with --include: the program finds it only if LD_LIBRARY_PATH names its directory",
+				s.warnf("%s (needed by %s) is not on the loader's search path; using %s added by an include pattern: the program finds it only if LD_LIBRARY_PATH names its directory",
 					name, loader.path, tidy(loc.Path))
 			}
 			return o, isNew, nil, err

@@ -631,7 +631,7 @@ const (
 	reasonLink          = "symbolic link"
 	reasonWorkDir       = "working directory"
 	reasonGenerated     = "generated"
-	reasonIncludePrefix = "--include "
+	reasonIncludePrefix = "include pattern "
 	reasonLdCache       = "glibc's library cache: how ld.so finds libraries in ld.so.conf directories"
 )
 

@@ -29,6 +29,33 @@ type DirVolume struct {
 	Left func(names []string)
 }
 
+// ParseEnv reads NAME=VALUE assignments into DirVolume.Env; a later
+// assignment of a name wins.
+func ParseEnv(assignments []string) (map[string]string, error) {
+	env := make(map[string]string, len(assignments))
+	for _, kv := range assignments {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q: want NAME=VALUE", kv)
+		}
+		env[k] = v
+	}
+	return env, nil
+}
+
+// ParseFreeSpace reads DirVolume.FreeSpace (ParseSize's grammar): below
+// 1 TiB, the most the free space left for the kernel's log may be.
+func ParseFreeSpace(s string) (int64, error) {
+	n, err := ParseSize(s)
+	if err == nil && n >= 1<<40 {
+		err = fmt.Errorf("%q is too large (at most 1 TiB less a byte)", s)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w (e.g. 1048576, 512KiB, 64MiB)", err)
+	}
+	return n, nil
+}
+
 // VolumeInfo is what WriteDirVolume wrote.
 type VolumeInfo struct {
 	Size int64

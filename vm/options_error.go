@@ -11,7 +11,25 @@ const (
 	OptionSize    = "size"    // the disk size
 	OptionAccel   = "accel"   // the VM's accelerator
 	OptionVMM     = "vmm"     // the virtual machine monitor
+
+	OptionOverwrite = "overwrite" // added files may replace the image's
+
+	// Options named only in remedies (RemedyOf in vm/build).
+	OptionEntry        = "entry"          // the program to run
+	OptionEnv          = "env"            // the program's environment
+	OptionInclude      = "include"        // a glob of image files to add
+	OptionBoot         = "boot"           // the bootloader file
+	OptionKernel       = "kernel"         // the kernel file
+	OptionPlatform     = "platform"       // the image's platform
+	OptionMaxExpansion = "max-expansion"  // the bound on a layer's expansion ratio
+	OptionMaxLayerSize = "max-layer-size" // the bound on a layer's expanded size
+	OptionMinRate      = "min-rate"       // the slowest a blob may arrive
 )
+
+// OptionName is an option named inside a log line: it prints as the
+// library's name of the option, and a CLI's log function may print its
+// flag instead (cmd/nanofs does), as it does for an OptionError.
+type OptionName string
 
 // OptionError is a bad value of an option the caller set. Its message
 // names the option by its library name; a CLI can say it with its flag

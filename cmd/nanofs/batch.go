@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"github.com/nanofs/nanofs/vm/build"
@@ -23,21 +21,10 @@ type batchFlags struct {
 	outputDir  string
 }
 
-// batchLine is what `build --json` prints for each image of a batch, one
-// JSON object a line, as each finishes.
-type batchLine struct {
-	Image   string        `json:"image"`
-	OK      bool          `json:"ok"`
-	Error   string        `json:"error,omitempty"`
-	Summary *buildSummary `json:"summary,omitempty"`
-}
-
-// batchImages are the images named as arguments and in --images-from (one
-// reference a line; blank lines and # comments skipped).
+// batchImages are the images named as arguments and in --images-from.
 func batchImages(args []string, from string, stdin io.Reader) ([]string, error) {
-	images := append([]string(nil), args...)
 	if from == "" {
-		return images, nil
+		return args, nil
 	}
 	r := stdin
 	if from != "-" {
@@ -48,19 +35,14 @@ func batchImages(args []string, from string, stdin io.Reader) ([]string, error) 
 		defer f.Close()
 		r = f
 	}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); line != "" && !strings.HasPrefix(line, "#") {
-			images = append(images, line)
-		}
+	listed, err := build.ReadImageList(r)
+	if err == nil && len(args)+len(listed) == 0 {
+		err = build.ErrNoImages
 	}
-	if err := sc.Err(); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("--images-from %s: %w", from, err)
 	}
-	if len(images) == 0 {
-		return nil, fmt.Errorf("--images-from %s: %w", from, build.ErrNoImages)
-	}
-	return images, nil
+	return append(append([]string(nil), args...), listed...), nil
 }
 
 // runBatch builds every image with the same flags, --jobs at a time, one
@@ -75,7 +57,8 @@ func runBatch(ctx context.Context, g *globals, images []string, o *buildOptions)
 	case o.batch.jobs < 1:
 		return fmt.Errorf("--jobs %d: want at least 1", o.batch.jobs)
 	}
-	if err := o.images.check(); err != nil {
+	opts, err := o.buildOpts(g, nil) // no bars: lines per image instead
+	if err != nil {
 		return err
 	}
 	if o.batch.outputDir != "" {
@@ -83,11 +66,10 @@ func runBatch(ctx context.Context, g *globals, images []string, o *buildOptions)
 			return fmt.Errorf("--output-dir: %w", err)
 		}
 	}
-	quiet := &progress{} // no bars: lines per image instead
 	var mu sync.Mutex
 	n := 0
-	_, err := build.BuildAll(ctx, images, o.batch.jobs, func(image string) []build.Option {
-		opts := append(o.buildOpts(g, quiet), build.WithOutput(filepath.Join(o.batch.outputDir, build.DefaultDiskName(image))))
+	_, err = build.BuildAll(ctx, images, o.batch.jobs, func(image string) []build.Option {
+		opts := append(opts[:len(opts):len(opts)], build.WithOutput(filepath.Join(o.batch.outputDir, build.DefaultDiskName(image))))
 		if o.batch.pushTo != "" {
 			opts = append(opts, build.WithPush(o.batch.pushTo+":"+build.ArtifactTag(image)))
 		}
@@ -96,13 +78,13 @@ func runBatch(ctx context.Context, g *globals, images []string, o *buildOptions)
 		mu.Lock()
 		defer mu.Unlock()
 		n++
-		line := batchLine{Image: it.Image, OK: it.Err == nil}
-		if it.Err != nil {
-			line.Error = flagError(it.Err).Error()
+		line := it.Report(func(err error) string { return flagError(err).Error() })
+		if line.Summary != nil {
+			*line.Summary = flagSummary(*line.Summary)
+		}
+		if sum := line.Summary; sum == nil {
 			g.logf("[%d/%d] FAILED %s: %s", n, len(images), it.Image, line.Error)
 		} else {
-			sum := summarize(it.Result)
-			line.Summary = &sum
 			how := fmt.Sprintf("built (fetched %s)", byteCount(sum.FetchedBytes))
 			if sum.Reused != "" {
 				how = "reused " + sum.Reused

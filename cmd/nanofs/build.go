@@ -5,16 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/nanofs/nanofs/lazy"
-	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/vm"
 	"github.com/nanofs/nanofs/vm/artifact"
 	"github.com/nanofs/nanofs/vm/build"
+	"github.com/nanofs/nanofs/vm/build/progress"
 	"github.com/nanofs/nanofs/vm/content"
 	"github.com/nanofs/nanofs/vm/kernel"
 )
@@ -158,47 +158,18 @@ func (o *buildOptions) registerBoot(f *pflag.FlagSet) {
 	f.StringVar(&o.version, "nanos-version", "", "Nanos release to take from the cache or an ops install (default: the newest there)")
 }
 
-// buildSummary is what `nanofs build` reports when it is done.
-type buildSummary struct {
-	Output       string      `json:"output"`
-	Image        string      `json:"image"`
-	Program      string      `json:"program"`
-	Args         []string    `json:"args"`
-	Files        int         `json:"files"`
-	Entries      int         `json:"entries"`
-	PlanBytes    int64       `json:"plan_bytes"`
-	MinFetch     int64       `json:"min_fetch_bytes"` // the yardstick for FetchedBytes: see lazy.Image.MinTransfer
-	DiskBytes    int64       `json:"disk_bytes"`
-	FetchedBytes int64       `json:"fetched_bytes"`
-	TOCBytes     int64       `json:"toc_bytes"` // of FetchedBytes: eStargz footers and TOCs
-	Requests     int64       `json:"requests"`
-	Seconds      float64     `json:"seconds"`
-	Bootable     bool        `json:"bootable"`
-	Kernel       string      `json:"kernel,omitempty"`
-	Skipped      []string    `json:"skipped,omitempty"`
-	Warnings     []string    `json:"warnings,omitempty"`
-	Added        []addSource `json:"added,omitempty"` // local files and directories copied in
-	// Wrapper is the entrypoint wrapper evaluated at build time, whose final
-	// exec gave Program and Args.
-	Wrapper   *resolve.Wrapper        `json:"wrapper,omitempty"`
-	Generated []resolve.GeneratedFile `json:"generated,omitempty"` // runtime-provided /etc files
-	Runtimes  []resolve.RuntimeUse    `json:"runtimes,omitempty"`  // what the runtime rules added
-
-	// The registry as the store of built disks (--push, --reuse).
-	Inputs string `json:"inputs_digest,omitempty"` // the build-inputs digest
-	Reused string `json:"reused,omitempty"`        // the artifact fetched instead of building
-	Pushed string `json:"pushed,omitempty"`        // the artifact pushed, REPO@DIGEST
-}
-
-// addSource is one local file or directory a build adds.
-type addSource = content.Source
-
-// buildOpts turns the content flags into the library's options.
-func (o *buildOptions) buildOpts(g *globals, p *progress) []build.Option {
+// buildOpts turns the content flags into the library's options (p: the
+// bars to draw on, or none); a bad image flag is reported before anything
+// is opened.
+func (o *buildOptions) buildOpts(g *globals, p *progress.Bars) ([]build.Option, error) {
+	iopts, err := o.images.options()
+	if err != nil {
+		return nil, err
+	}
 	opts := []build.Option{
-		build.WithImageOptions(o.images.lazyOptions()...),
+		build.WithImageOptions(iopts...),
 		build.WithLog(g.logf, g.debugf),
-		build.WithProgress(p.show),
+		build.WithProgress(p.Show),
 		build.WithEntry(o.entry), build.WithArgs(o.args...), build.WithEnv(o.env...),
 		build.WithInclude(o.includes...), build.WithNameservers(o.dns...), build.WithWorkdir(o.workdir),
 		build.WithAdd(o.adds...), build.WithConfigFile(o.config),
@@ -220,15 +191,15 @@ func (o *buildOptions) buildOpts(g *globals, p *progress) []build.Option {
 	if o.images.insecure {
 		opts = append(opts, build.WithRegistryOptions(artifact.WithInsecure()))
 	}
-	return opts
+	return opts, nil
 }
 
 func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) error {
-	if err := o.images.check(); err != nil {
+	opts, err := o.buildOpts(g, newProgress(g))
+	if err != nil {
 		return err
 	}
-	p := newProgress(g)
-	res, err := build.Build(ctx, ref, append(o.buildOpts(g, p), build.WithOutput(o.out))...)
+	res, err := build.Build(ctx, ref, append(opts, build.WithOutput(o.out))...)
 	if err != nil {
 		err = flagError(err)
 		if errors.Is(err, kernel.ErrNoKernel) {
@@ -236,7 +207,7 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 		}
 		return err
 	}
-	sum := summarize(res)
+	sum := flagSummary(res.Summary())
 	if o.json {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
@@ -255,97 +226,51 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 	return nil
 }
 
-// summarize is a build's summary; a reused disk's says only what the
-// artifact says.
-func summarize(res *build.Result) buildSummary {
-	var sum buildSummary
-	if p := res.Published; p != nil {
-		sum.Inputs, sum.Reused = p.Inputs, p.Reused
-		if p.Pushed != nil {
-			sum.Pushed = p.Pushed.Ref
+// flagHints says the library's options (in errors, remedies and log
+// lines) in the words of the flags.
+var flagHints = map[string]string{
+	vm.OptionAdd: "--add", vm.OptionConfig: "--config", vm.OptionWorkdir: "--workdir", vm.OptionSize: "--size",
+	vm.OptionAccel: "--accel", vm.OptionVMM: "--vmm", vm.OptionOverwrite: "--overwrite", vm.OptionEntry: "--entry",
+	vm.OptionEnv: "--env", vm.OptionInclude: "--include", vm.OptionBoot: "--boot", vm.OptionKernel: "--kernel",
+	vm.OptionPlatform: "--platform", vm.OptionMaxExpansion: "--max-expansion", vm.OptionMaxLayerSize: "--max-layer-size",
+	vm.OptionMinRate: "--min-rate",
+}
+
+// flagSummary says the provenance of files added with --add by the flag,
+// as the JSON summary always has.
+func flagSummary(sum build.Summary) build.Summary {
+	sum.Added = slices.Clone(sum.Added)
+	for i, a := range sum.Added {
+		if a.From == content.FromAdd {
+			sum.Added[i].From = flagHints[vm.OptionAdd]
 		}
-	}
-	plan := res.Plan
-	if plan == nil { // reused
-		sum.Output, sum.Image, sum.FetchedBytes, sum.DiskBytes, sum.Seconds = res.Output, res.Image, res.Fetched.Bytes, res.Fetched.Bytes, res.Elapsed.Seconds()
-		sum.Kernel, sum.Bootable = res.Kernel, res.Kernel != ""
-		if n := res.Published.Notes; n != nil {
-			sum.Program = n[artifact.AnnotationProgram]
-			json.Unmarshal([]byte(n[artifact.AnnotationArguments]), &sum.Args) //nolint:errcheck // an annotation, informative only
-		}
-		return sum
-	}
-	inputs, reused, pushed := sum.Inputs, sum.Reused, sum.Pushed
-	sum = buildSummary{
-		Output: res.Output, Image: res.Image, Program: plan.Program, Args: plan.Args,
-		Files: res.Files, Entries: len(plan.Entries), PlanBytes: plan.Size(), MinFetch: res.MinFetch, DiskBytes: res.Disk.Size,
-		FetchedBytes: res.Fetched.Bytes, TOCBytes: res.TOCBytes, Requests: res.Fetched.Requests, Seconds: res.Elapsed.Seconds(),
-		Bootable: res.Disk.Bootloader, Kernel: res.Kernel, Skipped: res.Disk.Skipped, Warnings: plan.Warnings,
-		Added: res.Added, Wrapper: plan.Wrapper, Generated: plan.Generated, Runtimes: plan.Runtimes,
-		Inputs: inputs, Reused: reused, Pushed: pushed,
 	}
 	return sum
 }
 
-// flagHints says the library's errors in the words of the flags.
-var flagHints = map[string]string{
-	vm.OptionAdd: "--add", vm.OptionConfig: "--config", vm.OptionWorkdir: "--workdir", vm.OptionSize: "--size",
-	vm.OptionAccel: "--accel", vm.OptionVMM: "--vmm",
-}
-
-// flagError maps the library's typed errors to messages that name the
-// flags to use.
+// flagError rewords the library's error with its remedies (build.RemedyOf),
+// naming the flags to use.
 //
 // It is applied where a verb gets the library's error and, for errors met
 // later (reading an image's files), once more in run; an error already
 // reworded is left as it is.
 func flagError(err error) error {
-	if err == nil {
-		return nil
-	}
 	var done *rewordedError
-	if errors.As(err, &done) {
+	if err == nil || errors.As(err, &done) {
 		return err
 	}
-	var oe *vm.OptionError
-	if errors.As(err, &oe) {
-		if flag, ok := flagHints[oe.Option]; ok {
-			err = replaceMessage(err, oe.Error(), oe.Flagged(flag))
+	flag := func(option string) string {
+		if f, ok := flagHints[option]; ok {
+			return f
 		}
+		return option
 	}
-	var ce *content.CollisionError
-	var nb *build.NoBootError
-	var slow *lazy.SlowError
-	var we *resolve.WrapperError
-	var ie *resolve.IncludeError
-	var ml *resolve.MissingLibraryError
-	if oe != nil && oe.Option == vm.OptionVMM {
-		err = hint(err, "use --vmm qemu")
-	}
-	if strings.Contains(err.Error(), kernel.FilesAsOptions) {
-		err = replaceMessage(err, kernel.FilesAsOptions, "(or pass --kernel and --boot)")
-	}
-	switch {
-	case errors.As(err, &ie):
-		return replaceMessage(err, ie.Error(), "--"+ie.Error())
-	case errors.Is(err, resolve.ErrNoEntrypoint):
-		return replaceMessage(err, resolve.ErrNoEntrypoint.Error(), resolve.ErrNoEntrypoint.Error()+": name one with --entry")
-	case errors.As(err, &ml):
-		return hint(err, "if the program finds it by other means (a wrapper script setting LD_LIBRARY_PATH), set that variable with --env or add the file with --include GLOB")
-	case errors.As(err, &we):
-		return &rewordedError{msg: err.Error() + " with --entry PROGRAM", err: err}
-	case errors.As(err, &ce):
-		return hint(err, "--overwrite replaces it")
-	case errors.As(err, &nb):
-		return replaceMessage(err, nb.Error(), fmt.Sprintf("found the kernel %s (from %s) but no boot.img: pass --boot or set %s", nb.Kernel.Kernel, nb.Kernel.Source, kernel.EnvBoot))
-	case errors.Is(err, lazy.ErrPlatform):
-		return hint(err, "choose one with --platform")
-	case errors.Is(err, lazy.ErrLayerTooLarge):
-		return hint(err, "raise the bound with --max-expansion or --max-layer-size if the layer is genuine")
-	case errors.As(err, &slow):
-		return hint(err, "lower --min-rate, or 0 to wait for ever, if the link is just slow")
-	case errors.Is(err, build.ErrNoConfig):
-		return replaceMessage(err, build.ErrNoConfig.Error(), "a directory has no image config: name the program with --entry")
+	for _, r := range build.RemedyOf(err) {
+		if r.Old == "" {
+			err = hint(err, r.Say(flag))
+		} else {
+			err = replaceMessage(err, r.Old, r.Say(flag))
+		}
 	}
 	return err
 }

@@ -18,12 +18,13 @@ import (
 
 	"github.com/nanofs/nanofs/internal/testimage"
 	"github.com/nanofs/nanofs/tfs"
+	"github.com/nanofs/nanofs/vm/build"
 )
 
 // runBuildCLI runs `nanofs build` in-process and decodes its --json summary.
-func runBuildCLI(t *testing.T, args ...string) buildSummary {
+func runBuildCLI(t *testing.T, args ...string) build.Summary {
 	t.Helper()
-	return runJSONCLI[buildSummary](t, "build", args...)
+	return runJSONCLI[build.Summary](t, "build", args...)
 }
 
 // runJSONCLI runs a verb with --json in-process and decodes its summary.
@@ -68,7 +69,7 @@ func TestBuildFixtures(t *testing.T) {
 			}
 			t.Run(enc.String()+path.Base(program), func(t *testing.T) {
 				dir := t.TempDir()
-				build := func(out string) buildSummary {
+				build := func(out string) build.Summary {
 					return runBuildCLI(t, append([]string{ref, "--entry", program, "-a", "x", "-e", "GREETING=hi",
 						"-o", out, "--cache-dir", filepath.Join(dir, "cache")}, kernelFlags()...)...)
 				}

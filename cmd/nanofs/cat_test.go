@@ -3,32 +3,12 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"io/fs"
 	"testing"
 
 	"github.com/nanofs/nanofs/internal/testimage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// modeOf builds an fs.FileMode from unix permission bits plus special bits
-// and, in bit 31, the directory flag.
-func modeOf(m uint32) fs.FileMode {
-	out := fs.FileMode(m & 0o777)
-	if m&0o4000 != 0 {
-		out |= fs.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		out |= fs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		out |= fs.ModeSticky
-	}
-	if m&(1<<31) != 0 {
-		out |= fs.ModeDir
-	}
-	return out
-}
 
 func TestCat(t *testing.T) {
 	img := testimage.EdgeSpec().Image(t, testimage.EStargz)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nanofs/nanofs/internal/testimage"
 	"github.com/nanofs/nanofs/tfs"
+	"github.com/nanofs/nanofs/vm/build"
 )
 
 // TestRunLocalScripts is the job: the user's own script, in the
@@ -88,7 +89,7 @@ func TestRunLocalScripts(t *testing.T) {
 			code := run(context.Background(), args, &stdout, &stderr)
 			require.Equal(t, 0, code, stderr.String())
 			assert.Contains(t, stderr.String(), tc.added)
-			var sum buildSummary
+			var sum build.Summary
 			require.NoError(t, json.Unmarshal(stdout.Bytes(), &sum))
 			require.NotEmpty(t, sum.Added)
 

@@ -17,7 +17,9 @@ import (
 	"github.com/nanofs/nanofs/internal/testimage"
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/tfs"
+	"github.com/nanofs/nanofs/vm/build"
 	nanobuild "github.com/nanofs/nanofs/vm/build"
+	"github.com/nanofs/nanofs/vm/content"
 )
 
 // writeTree writes a host tree (testimage.WriteTree).
@@ -32,11 +34,11 @@ func fixturesRef(t *testing.T) string {
 
 // buildCLI runs `nanofs build --json` in-process; it returns the summary,
 // or the error output when the build fails.
-func buildCLI(t *testing.T, args ...string) (buildSummary, string, int) {
+func buildCLI(t *testing.T, args ...string) (build.Summary, string, int) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), append([]string{"build", "--json"}, args...), &stdout, &stderr)
-	var sum buildSummary
+	var sum build.Summary
 	if code == 0 {
 		require.NoError(t, json.Unmarshal(stdout.Bytes(), &sum), stdout.String())
 	}
@@ -65,7 +67,7 @@ func TestBuildAdd(t *testing.T) {
 	})
 	require.NoError(t, os.Chmod(filepath.Join(work, "hi.txt"), 0o751))
 	t.Chdir(work)
-	build := func(t *testing.T, args ...string) (*tfs.FS, buildSummary, string) {
+	build := func(t *testing.T, args ...string) (*tfs.FS, build.Summary, string) {
 		t.Helper()
 		disk := filepath.Join(t.TempDir(), "d.img")
 		sum, stderr, code := buildCLI(t, append([]string{ref, "--entry", fx.Dynamic, "--no-bootloader", "--cache-dir", cache, "-o", disk}, args...)...)
@@ -102,7 +104,7 @@ func TestBuildAdd(t *testing.T) {
 			}
 		}
 		require.Len(t, sum.Added, 3)
-		assert.Equal(t, addSource{Src: "site", Path: "/srv/www", From: "--add", Files: 5, Bytes: 14}, sum.Added[1])
+		assert.Equal(t, content.Source{Src: "site", Path: "/srv/www", From: "--add", Files: 5, Bytes: 14}, sum.Added[1])
 	})
 
 	t.Run("collision", func(t *testing.T) {

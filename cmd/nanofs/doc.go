@@ -4,8 +4,9 @@
 // or Open; lazy.Open; tfs; vm's kernel functions) and prints the result.
 //
 // It owns only what a terminal user sees: flags and their defaults, help
-// text, the one-line progress display, the summaries (text or --json),
-// and the mapping of the libraries' typed errors (vm.OptionError,
-// build.NoBootError, ...) to messages that name the flags to use. No
-// pipeline logic lives here.
+// text, printing the libraries' summaries (text or --json), the names of
+// the flags for the libraries' option names (errors' remedies from
+// build.RemedyOf, vm.OptionError, vm.OptionName in log lines) and the
+// exit code of each kind of failure (build.FailureOf). No pipeline logic
+// lives here.
 package main

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/nanofs/nanofs/lazy"
-	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/vm/build"
 )
 
@@ -20,32 +18,20 @@ const (
 	exitInterrupted  = 130 // Ctrl-C or SIGTERM, as shells report SIGINT
 )
 
+var exitCodes = map[build.Failure]int{
+	build.FailureOther: exitFailure, build.FailureBadInput: exitBadInput, build.FailureNotFound: exitNotFound,
+	build.FailureNetwork: exitNetwork, build.FailureUnauthorized: exitUnauthorized,
+}
+
 // exitCode maps a verb's error to the process exit code. Interrupted means
 // the user's signal cancelled ctx, not any cancellation inside a library.
 func exitCode(ctx context.Context, err error) int {
-	var (
-		arch    *resolve.ArchError
-		prog    *resolve.ProgramError
-		missing *resolve.MissingLibraryError
-		slow    *lazy.SlowError
-		batch   *build.BatchError
-	)
+	var batch *build.BatchError
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &batch): // images failed for different reasons: no one code says it
-		return exitFailure
-	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+	case ctx.Err() != nil && errors.Is(err, context.Canceled) && !errors.As(err, &batch):
 		return exitInterrupted
-	case errors.Is(err, lazy.ErrNetwork) || errors.As(err, &slow):
-		return exitNetwork
-	case errors.Is(err, lazy.ErrUnauthorized):
-		return exitUnauthorized
-	case errors.Is(err, lazy.ErrNotFound):
-		return exitNotFound
-	case errors.As(err, &arch) || errors.As(err, &prog) || errors.As(err, &missing) ||
-		errors.Is(err, resolve.ErrNoEntrypoint) || errors.Is(err, lazy.ErrPlatform) || errors.Is(err, lazy.ErrLayerTooLarge):
-		return exitBadInput
 	}
-	return exitFailure
+	return exitCodes[build.FailureOf(err)]
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nanofs/nanofs/internal/testimage"
 	"github.com/nanofs/nanofs/vm/artifact"
+	"github.com/nanofs/nanofs/vm/build"
 )
 
 // TestPushPullRun is a fleet's round trip through Debian's docker-registry
@@ -28,14 +29,14 @@ func TestPushPullRun(t *testing.T) {
 	ref := reg.Push(t, "fleet/fixtures:1", testimage.FixturesSpec(t).Image(t, testimage.EStargz)).String()
 	target := reg.Ref("fleet/fixtures:1-nanofs")
 	dir := t.TempDir()
-	build := func(out string, extra ...string) buildSummary {
+	build := func(out string, extra ...string) build.Summary {
 		t.Helper()
 		var stdout, stderr bytes.Buffer
 		args := append([]string{"build", "--json", "--cache-dir", t.TempDir(), "-o", filepath.Join(dir, out), ref,
 			"--entry", fx.Dynamic, "-a", "one", "--push", target}, kernelFlags()...)
 		code := run(context.Background(), append(args, extra...), &stdout, &stderr)
 		require.Equal(t, 0, code, stderr.String())
-		var sum buildSummary
+		var sum build.Summary
 		require.NoError(t, json.Unmarshal(stdout.Bytes(), &sum))
 		return sum
 	}
@@ -104,7 +105,7 @@ func TestBuildBatch(t *testing.T) {
 	require.Len(t, lines, 7)
 	seen := map[string]bool{}
 	for _, l := range lines {
-		var bl batchLine
+		var bl build.ItemReport
 		require.NoError(t, json.Unmarshal([]byte(l), &bl), l)
 		seen[bl.Image] = true
 		if bl.Image == refs[3] {
@@ -132,7 +133,7 @@ func TestPkgPush(t *testing.T) {
 	target := reg.Ref("fleet/pkg:1-ops")
 	code, stdout, stderr := kernelCLI(t, "pkg", "--json", "--cache-dir", t.TempDir(), ref, "--entry", fx.Dynamic, "-o", archive, "--push", target)
 	require.Equal(t, 0, code, stderr)
-	var sum pkgSummary
+	var sum build.PackageSummary
 	require.NoError(t, json.Unmarshal([]byte(stdout), &sum))
 	assert.NotEmpty(t, sum.Pushed)
 	m, err := artifact.Get(context.Background(), target)
@@ -151,7 +152,7 @@ func TestPkgPush(t *testing.T) {
 	t.Setenv("OPS_HOME", t.TempDir())
 	code, stdout, stderr = kernelCLI(t, "pkg", "--json", "--cache-dir", t.TempDir(), ref, "--entry", fx.Dynamic, "--push", reg.Ref("fleet/pkg:installed"))
 	require.Equal(t, 0, code, stderr)
-	sum = pkgSummary{}
+	sum = build.PackageSummary{}
 	require.NoError(t, json.Unmarshal([]byte(stdout), &sum))
 	assert.NotEmpty(t, sum.Pushed)
 	assert.Empty(t, sum.Archive, "the temporary archive is not reported")

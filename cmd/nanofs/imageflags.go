@@ -2,16 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/pflag"
 
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/tfs"
 	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/build"
 )
 
 // imageFlags are the flags of every verb that reads an image (ls, cat;
@@ -39,25 +38,26 @@ func (f *imageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.minRate, "min-rate", "", "give up on a blob read slower than this many bytes a second, after a minute's grace, e.g. 1M (default 10K; 0: never)")
 }
 
-// check reports a bad --platform, --max-expansion, --max-layer-size or
-// --min-rate before anything is opened.
-func (f *imageFlags) check() error {
+// options are the flags as options of lazy.Open; a bad --platform,
+// --max-expansion, --max-layer-size or --min-rate is reported before
+// anything is opened.
+func (f *imageFlags) options() ([]lazy.Option, error) {
+	opts := []lazy.Option{lazy.WithUserAgent(version)}
 	if f.mirror != "" {
 		if err := lazy.CheckRegistryMirror(f.mirror); err != nil {
-			return fmt.Errorf("--registry-mirror: %w", err)
+			return nil, fmt.Errorf("--registry-mirror: %w", err)
 		}
+		opts = append(opts, lazy.WithRegistryMirror(f.mirror))
 	}
-	if _, err := f.platformOption(); err != nil {
-		return err
+	if f.platform != "" {
+		p, err := lazy.ParsePlatform(f.platform)
+		if err != nil {
+			return nil, fmt.Errorf("--platform %q: %w", f.platform, err)
+		}
+		opts = append(opts, lazy.WithPlatform(p))
 	}
-	_, err := f.boundOptions()
-	return err
-}
-
-// boundOptions are the bounds on what a layer may expand to and on how
-// slowly a blob may arrive. Zero values (flags not registered, as in
-// tests) keep the library's defaults.
-func (f *imageFlags) boundOptions() ([]lazy.Option, error) {
+	// Zero values (flags not registered, as in tests) keep the library's
+	// defaults.
 	maxLayer := int64(0)
 	if f.maxLayer != "" {
 		var err error
@@ -68,7 +68,7 @@ func (f *imageFlags) boundOptions() ([]lazy.Option, error) {
 	if f.maxExp < 0 {
 		return nil, fmt.Errorf("--max-expansion %d: want a positive ratio", f.maxExp)
 	}
-	opts := []lazy.Option{lazy.WithMaxExpansion(f.maxExp, maxLayer)}
+	opts = append(opts, lazy.WithMaxExpansion(f.maxExp, maxLayer))
 	if f.minRate != "" {
 		rate, err := tfs.ParseSize(f.minRate)
 		if err != nil {
@@ -76,57 +76,28 @@ func (f *imageFlags) boundOptions() ([]lazy.Option, error) {
 		}
 		opts = append(opts, lazy.WithMinRate(rate, -1))
 	}
-	return opts, nil
-}
-
-func (f *imageFlags) platformOption() ([]lazy.Option, error) {
-	if f.platform == "" {
-		return nil, nil
-	}
-	p, err := v1.ParsePlatform(f.platform)
-	if err == nil && (p.OS == "" || p.Architecture == "") {
-		err = errors.New("want os/arch[/variant], e.g. linux/arm64")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("--platform %q: %w", f.platform, err)
-	}
-	return []lazy.Option{lazy.WithPlatform(*p)}, nil
-}
-
-// lazyOptions are the flags as options of lazy.Open (check first).
-func (f *imageFlags) lazyOptions() []lazy.Option {
-	opts, _ := f.platformOption()
 	if f.insecure {
 		opts = append(opts, lazy.WithInsecure())
 	}
 	if f.cacheDir != "" {
 		opts = append(opts, lazy.WithCacheDir(f.cacheDir))
 	}
-	if f.mirror != "" {
-		opts = append(opts, lazy.WithRegistryMirror(f.mirror))
-	}
-	bounds, _ := f.boundOptions()
-	opts = append(opts, bounds...)
-	return append(opts, lazy.WithUserAgent(version))
+	return opts, nil
 }
 
-// open opens IMAGE: a registry reference, an OCI layout directory or a
-// docker-save tarball. The caller closes the image.
-func (f *imageFlags) open(ctx context.Context, g *globals, ref string) (*lazy.Image, error) {
-	if err := f.check(); err != nil {
+// open opens SOURCE as build.Open does: an image (a registry reference,
+// an OCI layout directory or a docker-save tarball), a directory or a
+// Nanos disk image. The caller closes it.
+func (f *imageFlags) open(ctx context.Context, g *globals, ref string) (*build.Source, error) {
+	opts, err := f.options()
+	if err != nil {
 		return nil, err
 	}
-	opts := f.lazyOptions()
-	pr := newProgress(g)
-	bar := pr.bytes("opening "+ref, 0)
-	opts = append(opts, lazy.WithProgress(func(s lazy.Stats) { bar.set(s.Bytes) }))
-	defer pr.done()
-	img, err := lazy.Open(ctx, ref, opts...)
+	src, err := build.Open(ctx, ref, build.WithImageOptions(opts...), build.WithLog(g.logf, g.debugf), build.WithProgress(newProgress(g).Show))
 	if err != nil {
 		return nil, flagError(err)
 	}
-	g.debugf("opened %s", img.Name())
-	return img, nil
+	return src, nil
 }
 
 // reportFetched prints (with --verbose) what reading the image cost, per

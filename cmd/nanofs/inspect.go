@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path"
 
-	"github.com/nanofs/nanofs/tfs"
 	"github.com/spf13/cobra"
+
+	"github.com/nanofs/nanofs/internal/fslist"
+	"github.com/nanofs/nanofs/tfs"
 )
 
 func init() { verbs = append(verbs, newInspectCmd) }
@@ -58,21 +57,8 @@ location (exit status 1 if there is any).`,
 
 func runInspect(g *globals, args []string, o inspectOptions) error {
 	name := args[0]
-	f, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !info.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", name)
-	}
-
 	if o.verify {
-		err := tfs.Verify(f, info.Size())
+		err := tfs.VerifyFile(name)
 		var ve *tfs.VerifyError
 		if errors.As(err, &ve) {
 			for _, p := range ve.Problems {
@@ -91,10 +77,11 @@ func runInspect(g *globals, args []string, o inspectOptions) error {
 	if o.boot {
 		part = tfs.BootPartition
 	}
-	fsys, err := tfs.Open(f, info.Size(), tfs.WithPartition(part))
+	fsys, file, err := tfs.OpenFile(name, tfs.WithPartition(part))
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return err
 	}
+	defer file.Close()
 	g.debugf("%s: TFS v%d at byte %d, %d bytes, label %q, UUID %s", name, fsys.Version(), fsys.Offset(), fsys.Size(), fsys.Label(), tfs.FormatUUID(fsys.UUID()))
 
 	switch {
@@ -106,15 +93,20 @@ func runInspect(g *globals, args []string, o inspectOptions) error {
 	case o.cat != "":
 		return inspectCat(g, fsys, o.cat)
 	}
-	p := "/"
+	start, err := fslist.Path("/")
 	if len(args) == 2 {
-		p = args[1]
+		start, err = fslist.Path(args[1])
 	}
-	return inspectList(g, fsys, p)
+	if err != nil {
+		return err
+	}
+	// A file, or a symlink shown as itself like ls -l does; a directory
+	// with everything below it.
+	return fslist.List(g.stdout, fsys, start, fslist.Options{Format: fslist.Brief, Recursive: true})
 }
 
 func inspectCat(g *globals, fsys *tfs.FS, p string) error {
-	name, err := imagePath(p)
+	name, err := fslist.Path(p)
 	if err != nil {
 		return err
 	}
@@ -127,34 +119,5 @@ func inspectCat(g *globals, fsys *tfs.FS, p string) error {
 		return fmt.Errorf("%s is a directory", p)
 	}
 	_, err = io.Copy(g.stdout, f)
-	return err
-}
-
-func inspectList(g *globals, fsys *tfs.FS, p string) error {
-	start, err := imagePath(p)
-	if err != nil {
-		return err
-	}
-	// A file, or a symlink shown as itself like ls -l does; a directory
-	// with everything below it.
-	return listTree(fsys, start, false, true, func(name, _ string, info fs.FileInfo) error {
-		return inspectLine(g, fsys, name, info)
-	})
-}
-
-func inspectLine(g *globals, fsys *tfs.FS, name string, info fs.FileInfo) error {
-	nlink := uint64(1)
-	if st, ok := info.Sys().(*tfs.FileStat); ok {
-		nlink = st.Nlink
-	}
-	line := fmt.Sprintf("%s %3d %12d %s", lsMode(info.Mode()), nlink, info.Size(), path.Join("/", name))
-	if info.Mode()&fs.ModeSymlink != 0 {
-		target, err := fsys.ReadLink(name)
-		if err != nil {
-			return err
-		}
-		line += " -> " + target
-	}
-	_, err := fmt.Fprintln(g.stdout, line)
 	return err
 }

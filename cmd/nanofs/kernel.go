@@ -43,27 +43,18 @@ On success it prints NANOFS_KERNEL=... and NANOFS_BOOT=... lines.`,
   nanofs kernel fetch --version 0.1.52`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := []kernel.KernelOption{kernel.WithVersion(version)}
-			if version == "" {
-				opts = nil
-			}
-			if arch != "" {
-				opts = append(opts, kernel.WithArch(arch))
-			}
-			if sha != "" {
-				opts = append(opts, kernel.WithSHA256(sha))
-			}
+			opts := []kernel.KernelOption{kernel.WithVersion(version), kernel.WithArch(arch), kernel.WithSHA256(sha)}
 			if force {
 				opts = append(opts, kernel.WithForce())
 			}
 			pr := newProgress(g)
-			bar := pr.bytes("Nanos kernel", 0)
+			bar := pr.Bytes("Nanos kernel", 0)
 			opts = append(opts, kernel.WithProgress(func(done, total int64) {
-				bar.setTotal(total)
-				bar.set(done)
+				bar.SetTotal(total)
+				bar.Set(done)
 			}))
 			k, err := kernel.Fetch(cmd.Context(), opts...)
-			pr.done()
+			pr.Done()
 			if err != nil {
 				return fmt.Errorf("kernel fetch: %w", err)
 			}
@@ -89,11 +80,7 @@ func newKernelPathCmd(g *globals) *cobra.Command {
 NANOFS_BOOT=... lines (usable with eval), and where they were found on stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := []kernel.KernelOption{kernel.WithKernelFiles(kernelImg, boot)}
-			if version != "" {
-				opts = append(opts, kernel.WithVersion(version))
-			}
-			k, err := kernel.FindKernel(opts...)
+			k, err := kernel.FindKernel(kernel.WithKernelFiles(kernelImg, boot), kernel.WithVersion(version))
 			if err != nil {
 				return flagError(err)
 			}

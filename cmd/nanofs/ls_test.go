@@ -93,19 +93,3 @@ func TestLsErrors(t *testing.T) {
 		assert.Contains(t, stderr, tc.msg, tc.args)
 	}
 }
-
-func TestLsMode(t *testing.T) {
-	for _, tc := range []struct {
-		mode uint32
-		want string
-	}{
-		{0o755, "-rwxr-xr-x"},
-		{0o4755 | 1<<31, "drwsr-xr-x"},
-		{0o2644, "-rw-r-Sr--"},
-		{0o1777 | 1<<31, "drwxrwxrwt"},
-		{0o1776 | 1<<31, "drwxrwxrwT"},
-	} {
-		m := modeOf(tc.mode)
-		assert.Equal(t, tc.want, lsMode(m), "%o", tc.mode)
-	}
-}

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/nanofs/nanofs/tfs"
 	"github.com/spf13/cobra"
@@ -56,17 +55,13 @@ when complete.`,
 }
 
 func runMkfs(cmd *cobra.Command, g *globals, dir string, o mkfsOptions) error {
-	free, err := mkfsParseSize(o.freeSpace)
+	free, err := tfs.ParseFreeSpace(o.freeSpace)
 	if err != nil {
 		return fmt.Errorf("--free-space: %w", err)
 	}
-	env := make(map[string]string, len(o.env))
-	for _, kv := range o.env {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("--env %q: want NAME=VALUE", kv)
-		}
-		env[k] = v
+	env, err := tfs.ParseEnv(o.env)
+	if err != nil {
+		return fmt.Errorf("--env %w", err)
 	}
 	if len(o.args) > 0 && o.program == "" {
 		return errors.New("--arg needs --program (the argument vector starts with the program path)")
@@ -85,17 +80,4 @@ func runMkfs(cmd *cobra.Command, g *globals, dir string, o mkfsOptions) error {
 	}
 	g.logf("wrote %s: %d bytes, UUID %s", o.output, info.Size, tfs.FormatUUID(info.UUID))
 	return nil
-}
-
-// mkfsParseSize reads a byte count (tfs.ParseSize): 1048576, 512KiB,
-// 64MiB, 1GiB, below 1 TiB, a bound on the free space left for the log.
-func mkfsParseSize(s string) (int64, error) {
-	n, err := tfs.ParseSize(s)
-	if err == nil && n >= 1<<40 {
-		err = fmt.Errorf("%q is too large (at most 1 TiB less a byte)", s)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("%w (e.g. 1048576, 512KiB, 64MiB)", err)
-	}
-	return n, nil
 }

@@ -213,18 +213,6 @@ func TestMkfsErrors(t *testing.T) {
 	}
 }
 
-func TestMkfsParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"0": 0, "512": 512, "4KiB": 4096, "1M": 1 << 20, "2GiB": 2 << 30, "3MB": 3 << 20, "10B": 10} {
-		got, err := mkfsParseSize(in)
-		require.NoError(t, err, in)
-		assert.Equal(t, want, got, in)
-	}
-	for _, in := range []string{"", "-1", "1TiB", "x", "99999999999G"} {
-		_, err := mkfsParseSize(in)
-		assert.Error(t, err, in)
-	}
-}
-
 // An image written inside the directory it is made from leaves itself
 // (and its temporary file) out.
 func TestMkfsOutputInsideSource(t *testing.T) {

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/nanofs/nanofs/fusefs"
-	"github.com/nanofs/nanofs/vm/build"
 	"github.com/spf13/cobra"
 )
 
@@ -53,31 +51,16 @@ is ready.`,
 	return cmd
 }
 
-// sourceName is how the mount table names SOURCE: a directory by its
-// absolute path, anything else as given.
-func sourceName(src string) string {
-	if fi, err := os.Stat(src); err == nil && fi.IsDir() {
-		if abs, err := filepath.Abs(src); err == nil {
-			return abs
-		}
-	}
-	return src
-}
-
 func mountForeground(ctx context.Context, g *globals, images *imageFlags, prefetch bool, src, dir string) (err error) {
 	ready := fusefs.TakeReady()
 	defer func() { ready.Report(err) }()
 
-	if err := images.check(); err != nil {
+	source, err := images.open(ctx, g, src)
+	if err != nil {
 		return err
 	}
-	source, err := build.Open(ctx, src, build.WithImageOptions(images.lazyOptions()...), build.WithLog(g.logf, g.debugf),
-		build.WithProgress(newProgress(g).show))
-	if err != nil {
-		return flagError(err)
-	}
 	defer source.Close()
-	srv, err := fusefs.Mount(dir, source.FS, fusefs.WithSource(sourceName(src)))
+	srv, err := fusefs.Mount(dir, source.FS, fusefs.WithSource(source.MountName()))
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nanofs/nanofs/internal/testimage"
 	"github.com/nanofs/nanofs/tfs"
+	"github.com/nanofs/nanofs/vm/build"
 )
 
 // TestBuildConfig builds the fixtures image with an ops config.json and
@@ -39,7 +40,7 @@ func TestBuildConfig(t *testing.T) {
   "RunConfig": {"Memory": "512M", "Ports": ["8080"]},
   "Description": "a test"
 }`), 0o644))
-	build := func(t *testing.T, args ...string) (*tfs.FS, buildSummary, string) {
+	build := func(t *testing.T, args ...string) (*tfs.FS, build.Summary, string) {
 		t.Helper()
 		disk := filepath.Join(t.TempDir(), "d.img")
 		sum, stderr, code := buildCLI(t, append([]string{ref, "--entry", fx.Dynamic, "--no-bootloader", "--cache-dir", cache, "-o", disk, "--config", config}, args...)...)

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nanofs/nanofs/vm/build"
-	"github.com/nanofs/nanofs/vm/opspkg"
 )
 
 func init() { verbs = append(verbs, newPkgCmd) }
@@ -81,40 +80,16 @@ package with such a link).`,
 	return cmd
 }
 
-// pkgSummary is what `nanofs pkg` reports.
-type pkgSummary struct {
-	Name         string                 `json:"name"`
-	Image        string                 `json:"image"`
-	Arch         string                 `json:"arch"`
-	Archive      string                 `json:"archive,omitempty"`
-	Installed    string                 `json:"installed,omitempty"`
-	Manifest     opspkg.PackageManifest `json:"manifest"`
-	Files        int                    `json:"files"`
-	Bytes        int64                  `json:"bytes"`
-	FetchedBytes int64                  `json:"fetched_bytes"`
-	Seconds      float64                `json:"seconds"`
-	Warnings     []string               `json:"warnings,omitempty"`
-	Pushed       string                 `json:"pushed,omitempty"` // the artifact pushed, REPO@DIGEST
-}
-
 func runPkg(ctx context.Context, g *globals, ref string, o *pkgOptions, install bool) error {
-	if err := o.build.images.check(); err != nil {
+	opts, err := o.build.buildOpts(g, newProgress(g))
+	if err != nil {
 		return err
 	}
-	p := newProgress(g)
-	opts := append(o.build.buildOpts(g, p), build.WithPackage(o.name, o.out, install, o.opsHome))
-	res, err := build.Build(ctx, ref, opts...)
+	res, err := build.Build(ctx, ref, append(opts, build.WithPackage(o.name, o.out, install, o.opsHome))...)
 	if err != nil {
 		return flagError(err)
 	}
-	pr := res.Package
-	sum := pkgSummary{
-		Name: pr.Name, Image: res.Image, Arch: pr.Arch, Archive: pr.Archive, Installed: pr.Installed, Manifest: pr.Manifest,
-		Files: pr.Files, Bytes: pr.Bytes, FetchedBytes: res.Fetched.Bytes, Seconds: res.Elapsed.Seconds(), Warnings: res.Plan.Warnings,
-	}
-	if p := res.Published; p != nil && p.Pushed != nil {
-		sum.Pushed = p.Pushed.Ref
-	}
+	sum := res.PackageSummary()
 	if o.json {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")

@@ -16,12 +16,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nanofs/nanofs/internal/testimage"
+	"github.com/nanofs/nanofs/vm/build"
 )
 
 // runPkgCLI runs `nanofs pkg --json` in-process and decodes the summary.
-func runPkgCLI(t *testing.T, args ...string) pkgSummary {
+func runPkgCLI(t *testing.T, args ...string) build.PackageSummary {
 	t.Helper()
-	return runJSONCLI[pkgSummary](t, "pkg", args...)
+	return runJSONCLI[build.PackageSummary](t, "pkg", args...)
 }
 
 // TestPkg makes a package of the distroless image's program and checks it

@@ -2,54 +2,21 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/vm/build"
 )
-
-func TestProgressBars(t *testing.T) {
-	var out bytes.Buffer
-	pr := newProgressTo(context.Background(), &out, 120)
-	pr.show(build.Progress{Phase: build.PhaseOpen, Image: "localhost:5000/app:1", Fetched: 2048})
-	pr.show(build.Progress{Phase: build.PhaseResolve})
-	pr.show(build.Progress{Phase: build.PhaseWrite, Files: 4, Written: 4, Layers: []lazy.LayerStats{
-		{Digest: "sha256:0123456789abcdef", Size: 3 << 20, Bytes: 1 << 20}}})
-	pr.show(build.Progress{Phase: build.PhaseDone})
-	s := out.String()
-	assert.Contains(t, s, "opening localhost:5000/app:1")
-	assert.NotContains(t, s, "/ 0.0 b", "no total shown before it is known")
-	assert.Contains(t, s, "layer 0123456789ab")
-	assert.Contains(t, s, "1.0 MiB / 1.0 MiB", "a bar completes at what it reached")
-	assert.Contains(t, s, "files written")
-	assert.Contains(t, s, "4 / 4")
-	assert.NotContains(t, s, "\r\033[K", "drawn by mpb, not by hand")
-
-	out.Reset()
-	b := pr.bytes("Nanos kernel", 0)
-	b.setTotal(10 << 20)
-	b.set(10 << 20)
-	pr.done()
-	assert.Contains(t, out.String(), "Nanos kernel")
-	assert.Contains(t, out.String(), "10.0 MiB / 10.0 MiB")
-}
 
 // Off a terminal nothing is drawn, and the bars cost nothing.
 func TestProgressOffTerminal(t *testing.T) {
 	var stderr bytes.Buffer
 	pr := newProgress(&globals{stderr: &stderr})
-	pr.show(build.Progress{Phase: build.PhaseOpen, Image: "x", Fetched: 1})
-	b := pr.bytes("x", 10)
-	b.set(5)
-	pr.show(build.Progress{Phase: build.PhaseDone})
-	pr.done()
+	pr.Show(build.Progress{Phase: build.PhaseOpen, Image: "x", Fetched: 1})
+	b := pr.Bytes("x", 10)
+	b.Set(5)
+	pr.Show(build.Progress{Phase: build.PhaseDone})
+	pr.Done()
 	assert.Empty(t, stderr.String())
-}
-
-func TestShortDigest(t *testing.T) {
-	assert.Equal(t, "0123456789ab", shortDigest("sha256:0123456789abcdef"))
-	assert.Equal(t, "sha256:01", shortDigest("sha256:01"))
 }

@@ -77,7 +77,8 @@ func runResolve(cmd *cobra.Command, g *globals, args []string, o resolveOptions)
 			return fmt.Errorf("--root: %w", err)
 		}
 	}
-	if err := o.images.check(); err != nil {
+	iopts, err := o.images.options()
+	if err != nil {
 		return err
 	}
 	var ropts []resolve.Option
@@ -89,7 +90,7 @@ func runResolve(cmd *cobra.Command, g *globals, args []string, o resolveOptions)
 		ropts = append(ropts, resolve.WithMachine(m))
 	}
 	res, err := build.Resolve(cmd.Context(), target,
-		build.WithImageOptions(o.images.lazyOptions()...), build.WithLog(g.logf, g.debugf), build.WithProgress(newProgress(g).show),
+		build.WithImageOptions(iopts...), build.WithLog(g.logf, g.debugf), build.WithProgress(newProgress(g).Show),
 		build.WithEntry(o.entry), build.WithArgs(o.args...), build.WithEnv(o.env...), build.WithInclude(o.includes...),
 		build.WithoutAutoAdd(), build.WithResolveOptions(ropts...))
 	if err != nil {

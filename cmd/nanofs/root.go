@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"slices"
 
 	"github.com/spf13/cobra"
+
+	"github.com/nanofs/nanofs/vm"
+	"github.com/nanofs/nanofs/vm/build/progress"
 )
 
 // version is set at link time: -ldflags "-X main.version=v1.2.3".
@@ -77,7 +80,7 @@ func (g *globals) logf(format string, a ...any) {
 	if g.quiet {
 		return
 	}
-	fmt.Fprintf(g.stderr, format+"\n", a...)
+	fmt.Fprintf(g.stderr, format+"\n", flagArgs(a)...)
 }
 
 // debugf prints only with --verbose.
@@ -85,18 +88,26 @@ func (g *globals) debugf(format string, a ...any) {
 	if !g.verbose {
 		return
 	}
-	fmt.Fprintf(g.stderr, format+"\n", a...)
+	fmt.Fprintf(g.stderr, format+"\n", flagArgs(a)...)
 }
 
-// showProgress reports whether live progress (bars, counters rewritten in
-// place) may be drawn: only on a terminal, and never with --quiet.
-func (g *globals) showProgress() bool {
+// flagArgs says the options a library names in its messages
+// (vm.OptionName) with their flags.
+func flagArgs(a []any) []any {
+	out := slices.Clone(a)
+	for i, x := range a {
+		if name, ok := x.(vm.OptionName); ok && flagHints[string(name)] != "" {
+			out[i] = flagHints[string(name)]
+		}
+	}
+	return out
+}
+
+// newProgress returns the verb's progress bars on stderr: only on a
+// terminal, and never with --quiet.
+func newProgress(g *globals) *progress.Bars {
 	if g.quiet {
-		return false
+		return nil
 	}
-	f, ok := g.stderr.(*os.File)
-	if !ok {
-		return false
-	}
-	return isTerminal(f)
+	return progress.OnTerminal(g.stderr)
 }

@@ -86,7 +86,8 @@ func runRun(ctx context.Context, cmd *cobra.Command, g *globals, args []string, 
 	if dash := cmd.ArgsLenAtDash(); dash < 0 && len(rest) > 0 {
 		return fmt.Errorf("unexpected arguments %q (program arguments go after --)", rest)
 	}
-	if err := o.build.images.check(); err != nil {
+	opts, err := o.build.buildOpts(g, newProgress(g))
+	if err != nil {
 		return err
 	}
 	changed := cmd.Flags().Changed
@@ -101,8 +102,7 @@ func runRun(ctx context.Context, cmd *cobra.Command, g *globals, args []string, 
 	if changed("cpus") {
 		m.CPUs = o.cpus
 	}
-	p := newProgress(g)
-	code, err := build.Run(ctx, target, rest, m, o.build.buildOpts(g, p)...)
+	code, err := build.Run(ctx, target, rest, m, opts...)
 	if err != nil {
 		return flagError(err)
 	}

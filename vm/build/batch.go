@@ -1,9 +1,11 @@
 package build
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 )
@@ -43,6 +45,22 @@ func (e *BatchError) Unwrap() []error {
 
 // ErrNoImages: a batch was given no image.
 var ErrNoImages = errors.New("no images to build")
+
+// ReadImageList reads a list of images, one reference a line; blank lines
+// and # comments are skipped.
+func ReadImageList(r io.Reader) ([]string, error) {
+	var images []string
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); line != "" && !strings.HasPrefix(line, "#") {
+			images = append(images, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return images, nil
+}
 
 // BuildAll builds every image, at most jobs at a time, each with the
 // options opts gives for it. The builds share what their options share —

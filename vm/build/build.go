@@ -320,6 +320,7 @@ func (o *options) checkWorkdir() (string, error) {
 type Source struct {
 	Kind lazy.Source
 	Name string // the image's canonical name; a directory or disk: its absolute path
+	Ref  string // as the caller named it (Open)
 	FS   fs.FS  // the files
 	// Image is the image when the source is one (nil for a directory or a
 	// disk).
@@ -353,7 +354,20 @@ func Open(ctx context.Context, ref string, opts ...Option) (*Source, error) {
 	o := newOptions(opts)
 	src, err := open(ctx, ref, o, true)
 	o.progress(Progress{Phase: PhaseDone, Image: ref})
-	return src, err
+	if err != nil {
+		return nil, err
+	}
+	src.Ref = ref
+	return src, nil
+}
+
+// MountName is how a mount table names the source: a directory by its
+// absolute path, anything else as the caller named it.
+func (s *Source) MountName() string {
+	if s.Kind.Kind == lazy.KindDirectory {
+		return s.Name
+	}
+	return s.Ref
 }
 
 func open(ctx context.Context, ref string, o *options, disks bool) (*Source, error) {

@@ -8,6 +8,11 @@
 // (disk.WriteDisk) or the package (opspkg.Package). It owns the defaults a user
 // sees: the output name, the disk's seed, the order of the checks.
 //
+// It also owns what a build reports (Result.Summary, PackageSummary,
+// Item.Report: the JSON a CLI prints), what to do about an error
+// (RemedyOf, naming options) and what kind of failure it is (FailureOf).
+// Its subpackage progress draws WithProgress's events as terminal bars.
+//
 // It must not import the CLI; what it says goes through WithLog and
 // WithProgress, and errors in options are *vm.OptionError.
 package build

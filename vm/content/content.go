@@ -21,14 +21,14 @@ import (
 
 // Source is one local file or directory a build adds, for the summary.
 type Source struct {
-	Src   string `json:"src"`   // as named: the --add SRC, the argument, the config entry
+	Src   string `json:"src"`   // as named: the add spec's SRC, the argument, the config entry
 	Path  string `json:"path"`  // where it is in the image
 	From  string `json:"from"`  // FromAdd, FromArgument or FromConfig
 	Files int    `json:"files"` // regular files and links
 	Bytes int64  `json:"bytes"`
 }
 
-// ParseAdd reads an --add value, SRC[:DST], against the working directory
+// ParseAdd reads an add spec, SRC[:DST], against the working directory
 // cwd. A value that names an existing local path is SRC alone, colons and
 // all; otherwise DST follows the last colon and must be absolute (a DST
 // ending in "/" is a directory to put SRC into). Without DST, SRC goes to
@@ -103,7 +103,7 @@ func autoAdd(debugf func(string, ...any), img fs.FS, args []string, workdir, cwd
 		}
 		switch rel := filepath.Clean(a); {
 		case rel == ".":
-			debugf("not adding argument %s: it is the whole working directory (add it with --add %s:%s)", a, a, workdir)
+			debugf("not adding argument %s: it is the whole working directory (add it with %s %s:%s)", a, vm.OptionName(vm.OptionAdd), a, workdir)
 			continue
 		case !filepath.IsLocal(rel) || slices.Contains(strings.Split(filepath.ToSlash(a), "/"), ".."):
 			debugf("not adding argument %s: it leads out of the working directory", a)
@@ -183,10 +183,10 @@ func configAdds(c *opsconfig.Config, cwd, configDir string) ([]hostfs.Add, []str
 	return adds, names, nil
 }
 
-// Provenance of an added file, as Source.From says it (the words of the
-// CLI, kept in the summary's JSON).
+// Provenance of an added file, as Source.From says it (a CLI may say
+// FromAdd with its flag).
 const (
-	FromAdd      = "--add"
+	FromAdd      = vm.OptionAdd // an add spec, SRC[:DST] (WithAdd)
 	FromArgument = "argument"
 	FromConfig   = "config"
 )
@@ -256,7 +256,7 @@ func Lay(img fs.FS, r Request) (*Layer, error) {
 		}
 		for i, a := range cadds {
 			if flagDst[a.Dst] {
-				debugf("%s: %s goes to %s, where --add puts something else", r.ConfigFile, names[i], a.Dst)
+				debugf("%s: %s goes to %s, where %s puts something else", r.ConfigFile, names[i], a.Dst, vm.OptionName(vm.OptionAdd))
 				continue
 			}
 			adds = append(adds, a)
@@ -303,7 +303,7 @@ func Lay(img fs.FS, r Request) (*Layer, error) {
 			debugf("added %s as %s (%s)", s.Src, s.Path, size)
 		}
 		for _, r := range p.Replaced {
-			logf("replaced %s of the image with %s (--overwrite)", r, s.Src)
+			logf("replaced %s of the image with %s (%s)", r, s.Src, vm.OptionName(vm.OptionOverwrite))
 		}
 	}
 	return &Layer{FS: layer, Sources: from}, nil

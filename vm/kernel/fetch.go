@@ -234,7 +234,7 @@ func (c *kernelConfig) noNetwork(err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
-	return fmt.Errorf("%w\nto use a kernel without downloading it: %s", err, c.supplyFiles())
+	return &SupplyError{Err: err, sep: "\nto use a kernel without downloading it: ", cacheDir: c.cacheDir}
 }
 
 func get(ctx context.Context, c *kernelConfig, url string) (*http.Response, error) {

@@ -58,8 +58,8 @@ type kernelConfig struct {
 	progress   func(done, total int64)
 }
 
-// WithKernelFiles gives the kernel and bootloader paths explicitly (the
-// --kernel and --boot flags); they take precedence over everything else.
+// WithKernelFiles gives the kernel and bootloader paths explicitly (a
+// CLI's options); they take precedence over everything else.
 // Either may be empty.
 func WithKernelFiles(kernel, boot string) KernelOption {
 	return func(c *kernelConfig) { c.kernel, c.boot = kernel, boot }
@@ -72,9 +72,13 @@ func WithVersion(v string) KernelOption {
 }
 
 // WithArch selects the guest architecture, as a GOARCH ("amd64", "arm64");
-// default runtime.GOARCH.
+// default (or ""): runtime.GOARCH.
 func WithArch(goarch string) KernelOption {
-	return func(c *kernelConfig) { c.arch = goarch }
+	return func(c *kernelConfig) {
+		if goarch != "" {
+			c.arch = goarch
+		}
+	}
 }
 
 // WithCacheDir replaces the nanofs release cache directory (default
@@ -203,7 +207,7 @@ func FindKernel(opts ...KernelOption) (Kernel, error) {
 		}
 	}
 	if found.Kernel == "" {
-		return Kernel{}, fmt.Errorf("%w: %s", ErrNoKernel, c.howToSupply())
+		return Kernel{}, &SupplyError{Err: ErrNoKernel, sep: ": run `nanofs kernel fetch` (needs internet access), or ", cacheDir: c.cacheDir}
 	}
 	if err := CheckELF(found.Kernel, c.arch); err != nil {
 		return Kernel{}, fmt.Errorf("kernel from %s: %w", found.Source, err)
@@ -216,21 +220,29 @@ func FindKernel(opts ...KernelOption) (Kernel, error) {
 	return found, nil
 }
 
-// howToSupply is the instruction every "no kernel" error carries.
-func (c *kernelConfig) howToSupply() string {
-	return "run `nanofs kernel fetch` (needs internet access), or " + c.supplyFiles()
-}
-
 // FilesAsOptions is where the instructions in this package's errors say
-// that the caller can name the files itself; a CLI replaces it with its
-// flags.
+// that the caller can name the files itself (SupplyError.Flagged says it
+// otherwise).
 const FilesAsOptions = "(or give the two files as options)"
 
-// supplyFiles says how to provide the files without downloading them.
-func (c *kernelConfig) supplyFiles() string {
-	return fmt.Sprintf("set %s=/path/to/kernel.img and %s=/path/to/boot.img %s, or copy an ops install's release directory (e.g. ~/.ops/<version>/ with kernel.img and boot.img) to %s",
-		EnvKernel, EnvBoot, FilesAsOptions, filepath.Join(c.cacheDir, "<version>"))
+// SupplyError is an error (no kernel, a failed download) with the
+// instructions for providing a kernel without downloading one.
+type SupplyError struct {
+	Err      error
+	sep      string // between Err and the instructions
+	cacheDir string
 }
+
+func (e *SupplyError) Error() string { return e.Flagged(FilesAsOptions) }
+
+// Flagged is the message with files (FilesAsOptions) saying how the
+// caller names the two files itself, e.g. with its flags.
+func (e *SupplyError) Flagged(files string) string {
+	return fmt.Sprintf("%v%sset %s=/path/to/kernel.img and %s=/path/to/boot.img %s, or copy an ops install's release directory (e.g. ~/.ops/<version>/ with kernel.img and boot.img) to %s",
+		e.Err, e.sep, EnvKernel, EnvBoot, files, filepath.Join(e.cacheDir, "<version>"))
+}
+
+func (e *SupplyError) Unwrap() error { return e.Err }
 
 // releaseDir returns the kernel found in dir if it holds img.
 func releaseDir(dir, version, source string) (Kernel, bool) {

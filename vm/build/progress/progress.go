@@ -1,58 +1,63 @@
-package main
+package progress
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/term"
 
 	"github.com/nanofs/nanofs/vm/build"
 )
 
-// progress draws live bars on stderr, as docker pull does: while an image
-// opens, the bytes fetched; while a disk is written, one bar per layer with
-// its bytes and rate, and a bar of the files written. It draws only on a
-// terminal and never with --quiet; otherwise every method does nothing.
-type progress struct {
+// Bars draws live bars, as docker pull does: while an image opens, the
+// bytes fetched; while a disk is written, one bar per layer with its bytes
+// and rate, and a bar of the files written. A nil *Bars, or one without a
+// writer, draws nothing and every method costs nothing.
+type Bars struct {
 	ctx    context.Context
 	out    io.Writer // nil: draw nothing
 	width  int       // 0: the terminal's
 	mu     sync.Mutex
 	p      *mpb.Progress // started with the first bar
-	bars   []*progressBar
-	opened *progressBar
-	layers map[string]*progressBar
-	files  *progressBar
+	bars   []*Bar
+	opened *Bar
+	layers map[string]*Bar
+	files  *Bar
 }
 
-// progressBar is one line of a progress; nil-safe.
-type progressBar struct{ b *mpb.Bar }
+// Bar is one line of the bars; nil-safe.
+type Bar struct{ b *mpb.Bar }
 
-// newProgress returns the verb's progress, drawing only when
-// g.showProgress().
-func newProgress(g *globals) *progress {
-	if !g.showProgress() {
-		return &progress{}
+// OnTerminal draws on w only if it is an interactive terminal, so that
+// pipelines and CI logs never receive lines rewritten in place; otherwise
+// it returns no bars (nil).
+func OnTerminal(w io.Writer) *Bars {
+	if f, ok := w.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
 	}
-	return newProgressTo(context.Background(), g.stderr, 0)
+	return New(context.Background(), w, 0)
 }
 
-// newProgressTo draws on w, lines width columns wide (0: the terminal's).
-func newProgressTo(ctx context.Context, w io.Writer, width int) *progress {
-	return &progress{ctx: ctx, out: w, width: width, layers: map[string]*progressBar{}}
+// New draws on w (nil: nowhere), lines width columns wide (0: the
+// terminal's), until ctx is done.
+func New(ctx context.Context, w io.Writer, width int) *Bars {
+	return &Bars{ctx: ctx, out: w, width: width, layers: map[string]*Bar{}}
 }
 
-// show follows a build's progress; build calls it from several goroutines.
-func (pr *progress) show(e build.Progress) {
-	if pr.out == nil {
+// Show follows a build's progress (build.WithProgress); build calls it
+// from several goroutines.
+func (pr *Bars) Show(e build.Progress) {
+	if pr == nil || pr.out == nil {
 		return
 	}
 	if e.Phase == build.PhaseDone {
-		pr.done()
+		pr.Done()
 		return
 	}
 	pr.mu.Lock()
@@ -62,7 +67,7 @@ func (pr *progress) show(e build.Progress) {
 		if pr.opened == nil {
 			pr.opened = pr.addLocked(0, bytesDecorators("opening "+e.Image)...)
 		}
-		pr.opened.set(e.Fetched)
+		pr.opened.Set(e.Fetched)
 	case build.PhaseWrite:
 		for _, l := range e.Layers {
 			b := pr.layers[l.Digest]
@@ -70,17 +75,20 @@ func (pr *progress) show(e build.Progress) {
 				b = pr.addLocked(l.Size, bytesDecorators("layer "+shortDigest(l.Digest))...)
 				pr.layers[l.Digest] = b
 			}
-			b.set(l.Bytes)
+			b.Set(l.Bytes)
 		}
 		if pr.files == nil && e.Files > 0 {
 			pr.files = pr.addLocked(int64(e.Files), countDecorators("files written")...)
 		}
-		pr.files.set(int64(e.Written))
+		pr.files.Set(int64(e.Written))
 	}
 }
 
-// bytes adds a bar counting bytes against total (<= 0: not known yet).
-func (pr *progress) bytes(name string, total int64) *progressBar {
+// Bytes adds a bar counting bytes against total (<= 0: not known yet).
+func (pr *Bars) Bytes(name string, total int64) *Bar {
+	if pr == nil {
+		return nil
+	}
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	return pr.addLocked(total, bytesDecorators(name)...)
@@ -110,9 +118,9 @@ func countDecorators(name string) []mpb.BarOption {
 	}
 }
 
-func (pr *progress) addLocked(total int64, opts ...mpb.BarOption) *progressBar {
+func (pr *Bars) addLocked(total int64, opts ...mpb.BarOption) *Bar {
 	if pr.out == nil {
-		return &progressBar{}
+		return &Bar{}
 	}
 	if pr.p == nil {
 		copts := []mpb.ContainerOption{mpb.WithOutput(pr.out), mpb.WithRefreshRate(150 * time.Millisecond), mpb.WithAutoRefresh()}
@@ -124,28 +132,31 @@ func (pr *progress) addLocked(total int64, opts ...mpb.BarOption) *progressBar {
 	if total < 0 {
 		total = 0
 	}
-	b := &progressBar{b: pr.p.New(total, mpb.BarStyle().Rbound("|"), opts...)}
+	b := &Bar{b: pr.p.New(total, mpb.BarStyle().Rbound("|"), opts...)}
 	pr.bars = append(pr.bars, b)
 	return b
 }
 
-// set moves the bar to n.
-func (b *progressBar) set(n int64) {
+// Set moves the bar to n.
+func (b *Bar) Set(n int64) {
 	if b != nil && b.b != nil {
 		b.b.SetCurrent(n)
 	}
 }
 
-// setTotal gives a total learnt late.
-func (b *progressBar) setTotal(total int64) {
+// SetTotal gives a total learnt late.
+func (b *Bar) SetTotal(total int64) {
 	if b != nil && b.b != nil && total > 0 {
 		b.b.SetTotal(total, false)
 	}
 }
 
-// done completes every bar at what it reached and waits until the last
-// frame is drawn. The progress can be used again afterwards.
-func (pr *progress) done() {
+// Done completes every bar at what it reached and waits until the last
+// frame is drawn. The bars can be used again afterwards.
+func (pr *Bars) Done() {
+	if pr == nil {
+		return
+	}
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	if pr.p == nil {
@@ -156,7 +167,7 @@ func (pr *progress) done() {
 	}
 	pr.p.Wait()
 	pr.p, pr.bars, pr.opened, pr.files = nil, nil, nil, nil
-	pr.layers = map[string]*progressBar{}
+	pr.layers = map[string]*Bar{}
 }
 
 // shortDigest is the first 12 hex digits, as docker pull names layers.
