@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -209,9 +207,7 @@ func runBuild(ctx context.Context, g *globals, ref string, o *buildOptions) erro
 	}
 	sum := flagSummary(res.Summary())
 	if o.json {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(sum)
+		return g.printJSON(sum)
 	}
 	if sum.Reused != "" {
 		g.logf("wrote %s: %s fetched from %s (built before from the same inputs), %.1fs", sum.Output, byteCount(sum.DiskBytes), sum.Reused, sum.Seconds)
@@ -248,49 +244,15 @@ func flagSummary(sum build.Summary) build.Summary {
 	return sum
 }
 
-// flagError rewords the library's error with its remedies (build.RemedyOf),
-// naming the flags to use.
-//
-// It is applied where a verb gets the library's error and, for errors met
-// later (reading an image's files), once more in run; an error already
-// reworded is left as it is.
+// flagError rewords the library's error with its remedies, naming the
+// flags to use (build.Reword). It is applied where a verb gets the
+// library's error and, for errors met later (reading an image's files),
+// once more in run; Reword leaves an error it reworded as it is.
 func flagError(err error) error {
-	var done *rewordedError
-	if err == nil || errors.As(err, &done) {
-		return err
-	}
-	flag := func(option string) string {
+	return build.Reword(err, func(option string) string {
 		if f, ok := flagHints[option]; ok {
 			return f
 		}
 		return option
-	}
-	for _, r := range build.RemedyOf(err) {
-		if r.Old == "" {
-			err = hint(err, r.Say(flag))
-		} else {
-			err = replaceMessage(err, r.Old, r.Say(flag))
-		}
-	}
-	return err
+	})
 }
-
-// hint appends a parenthesised hint to err's message, keeping err for
-// errors.Is and errors.As.
-func hint(err error, h string) error {
-	return &rewordedError{msg: err.Error() + " (" + h + ")", err: err}
-}
-
-// replaceMessage rewrites part of err's message, keeping err for
-// errors.Is and errors.As.
-func replaceMessage(err error, old, repl string) error {
-	return &rewordedError{msg: strings.Replace(err.Error(), old, repl, 1), err: err}
-}
-
-type rewordedError struct {
-	msg string
-	err error
-}
-
-func (e *rewordedError) Error() string { return e.msg }
-func (e *rewordedError) Unwrap() error { return e.err }

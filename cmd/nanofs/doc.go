@@ -6,7 +6,7 @@
 // It owns only what a terminal user sees: flags and their defaults, help
 // text, printing the libraries' summaries (text or --json), the names of
 // the flags for the libraries' option names (errors' remedies from
-// build.RemedyOf, vm.OptionError, vm.OptionName in log lines) and the
+// build.Reword, vm.OptionError, vm.OptionName in log lines) and the
 // exit code of each kind of failure (build.FailureOf). No pipeline logic
 // lives here.
 package main

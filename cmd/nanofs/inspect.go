@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -86,10 +85,7 @@ func runInspect(g *globals, args []string, o inspectOptions) error {
 
 	switch {
 	case o.manifest:
-		enc := json.NewEncoder(g.stdout)
-		enc.SetEscapeHTML(false)
-		enc.SetIndent("", "  ")
-		return enc.Encode(fsys.Manifest())
+		return g.printJSON(fsys.Manifest())
 	case o.cat != "":
 		return inspectCat(g, fsys, o.cat)
 	}

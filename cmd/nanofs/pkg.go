@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 
 	"github.com/spf13/cobra"
@@ -91,9 +90,7 @@ func runPkg(ctx context.Context, g *globals, ref string, o *pkgOptions, install 
 	}
 	sum := res.PackageSummary()
 	if o.json {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(sum)
+		return g.printJSON(sum)
 	}
 	reportFetched(g, res.Fetched)
 	where := sum.Archive

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -55,9 +54,7 @@ func runPull(ctx context.Context, g *globals, ref string, o pullOptions) error {
 		return err
 	}
 	if o.json {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(p)
+		return g.printJSON(p)
 	}
 	g.logf("wrote %s: %s from %s (%s %s)", p.Output, byteCount(p.Bytes), p.Ref,
 		p.Annotations[artifact.AnnotationProgram], strings.Trim(p.Annotations[artifact.AnnotationArguments], "[]"))

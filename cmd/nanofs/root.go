@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -110,4 +111,13 @@ func newProgress(g *globals) *progress.Bars {
 		return nil
 	}
 	return progress.OnTerminal(g.stderr)
+}
+
+// printJSON prints v on stdout as indented JSON, with <, > and & as they
+// are (arguments are shell text, not HTML).
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

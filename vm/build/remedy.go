@@ -3,6 +3,7 @@ package build
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/resolve"
@@ -87,3 +88,31 @@ func RemedyOf(err error) []Remedy {
 	}
 	return rs
 }
+
+// Reword returns err with its remedies (RemedyOf) in its message, options
+// named through flag; errors.Is and errors.As still see err. An error
+// Reword returned is left as it is, so a caller may reword wherever an
+// error surfaces without saying a remedy twice.
+func Reword(err error, flag func(option string) string) error {
+	var done *rewordedError
+	if err == nil || errors.As(err, &done) {
+		return err
+	}
+	for _, r := range RemedyOf(err) {
+		msg := err.Error() + " (" + r.Say(flag) + ")"
+		if r.Old != "" {
+			msg = strings.Replace(err.Error(), r.Old, r.Say(flag), 1)
+		}
+		err = &rewordedError{msg: msg, err: err}
+	}
+	return err
+}
+
+// rewordedError is an error whose message Reword rewrote.
+type rewordedError struct {
+	msg string
+	err error
+}
+
+func (e *rewordedError) Error() string { return e.msg }
+func (e *rewordedError) Unwrap() error { return e.err }

@@ -3,7 +3,6 @@ package build
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -13,21 +12,11 @@ import (
 	"github.com/nanofs/nanofs/vm"
 )
 
-// TestRemedyOf: a remedy names its options through the caller's words for
-// them, and rewrites the part of the message it says it does.
-func TestRemedyOf(t *testing.T) {
+// TestReword: a remedy (RemedyOf) names its options through the caller's
+// words for them and rewrites the part of the message it says it does;
+// rewording again changes nothing, and the error is still the library's.
+func TestReword(t *testing.T) {
 	flag := func(option string) string { return "<" + option + ">" }
-	apply := func(err error) string {
-		msg := err.Error()
-		for _, r := range RemedyOf(err) {
-			if r.Old == "" {
-				msg += " (" + r.Say(flag) + ")"
-			} else {
-				msg = strings.Replace(msg, r.Old, r.Say(flag), 1)
-			}
-		}
-		return msg
-	}
 	for _, tc := range []struct {
 		name string
 		err  error
@@ -41,7 +30,10 @@ func TestRemedyOf(t *testing.T) {
 		{"directory", fmt.Errorf("/srv: %w", ErrNoConfig), "/srv: a directory has no image config: name the program with <entry>"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			assert.Equal(t, tc.want, apply(tc.err))
+			got := Reword(tc.err, flag)
+			assert.Equal(t, tc.want, got.Error())
+			assert.Equal(t, tc.want, Reword(got, flag).Error(), "reworded twice")
+			assert.ErrorIs(t, got, tc.err)
 		})
 	}
 }
