@@ -10,7 +10,7 @@
 //
 // It also owns what a build reports (Result.Summary, PackageSummary,
 // Item.Report: the JSON a CLI prints), what to do about an error
-// (RemedyOf, naming options) and what kind of failure it is (FailureOf).
+// (RemedyOf, naming options; Reword puts them into the message) and what kind of failure it is (FailureOf).
 // Its subpackage progress draws WithProgress's events as terminal bars.
 //
 // It must not import the CLI; what it says goes through WithLog and
