@@ -9,7 +9,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/nanofs/nanofs/internal/fspath"
+	"github.com/nanofs/nanofs/tfs/fspath"
 )
 
 // mountFS is the state every node of one mount shares.

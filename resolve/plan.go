@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nanofs/nanofs/internal/fspath"
+	"github.com/nanofs/nanofs/tfs/fspath"
 )
 
 var (

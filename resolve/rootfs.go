@@ -11,7 +11,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/nanofs/nanofs/internal/fspath"
+	"github.com/nanofs/nanofs/tfs/fspath"
 )
 
 // maxSymlinks is the kernel's limit on symbolic links followed in one

@@ -7,14 +7,14 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/nanofs/nanofs/internal/tempfile"
+	"github.com/nanofs/nanofs/tfs/tempfile"
 )
 
 // Output is a file written under a temporary name next to its path and
 // renamed over it by Commit: until then nothing appears at the path (a
 // previous file there stays whole), and Abort removes every trace. Its
 // errors name the path and the cause, never the temporary name. The
-// temporary name carries the writer's PID (internal/tempfile), so that the
+// temporary name carries the writer's PID (tfs/tempfile), so that the
 // leftovers of a killed writer are removed by the next CreateOutput of the
 // same path, and those of a live one are left alone.
 type Output struct {

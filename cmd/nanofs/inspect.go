@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nanofs/nanofs/internal/fslist"
 	"github.com/nanofs/nanofs/tfs"
+	"github.com/nanofs/nanofs/vm/fslist"
 )
 
 func init() { verbs = append(verbs, newInspectCmd) }

@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/nanofs/nanofs/internal/fslist"
+	"github.com/nanofs/nanofs/vm/fslist"
 )
 
 func init() { verbs = append(verbs, newLsCmd) }

@@ -8,7 +8,7 @@ import (
 	"os"
 	"path"
 
-	"github.com/nanofs/nanofs/internal/fspath"
+	"github.com/nanofs/nanofs/tfs/fspath"
 )
 
 // writeHostTar writes the layer tar of a scanned host tree the way docker

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/nanofs/nanofs/internal/fslist"
+	"github.com/nanofs/nanofs/vm/fslist"
 )
 
 // CopyFile writes the regular file at p (a path in the source: /etc/passwd,

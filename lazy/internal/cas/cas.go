@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nanofs/nanofs/internal/tempfile"
+	"github.com/nanofs/nanofs/tfs/tempfile"
 )
 
 // Store is a cache directory.

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nanofs/nanofs/internal/fspath"
+	"github.com/nanofs/nanofs/tfs/fspath"
 )
 
 // Inode is one file of the merged tree. Hard links are several directory

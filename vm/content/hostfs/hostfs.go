@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nanofs/nanofs/internal/fspath"
+	"github.com/nanofs/nanofs/tfs/fspath"
 )
 
 var (
