@@ -38,8 +38,9 @@
 // content-addressed, written atomically and shared by concurrent processes
 // through file locks. An eStargz chunk is checked against its digest once,
 // before it is stored, and read from then on with pread after a size check
-// (VerifyCache hashes every entry again on demand); a cached tar keeps
-// per-segment digests checked on every read.
+// (VerifyCache hashes every entry again on demand); a layer read whole is
+// verified before its tar enters the cache and read from then on the same
+// way, its per-segment digests checked again by VerifyCache.
 //
 // Reads of eStargz layers are fetched ahead: PrefetchLater queues files
 // (a resolve queues each file it puts in a plan) that background workers
