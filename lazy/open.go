@@ -64,6 +64,7 @@ type resolved struct {
 	rawConfig []byte
 	layers    []*layer
 	src       blobSource // nil for docker-save tarballs
+	tag       *tagCheck  // WithTagCheckLater: the registry's answer, pending
 }
 
 // resolve decides what kind of source ref is and resolves it to one
@@ -148,6 +149,11 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 	// once a blob turns out to be missing from the cache.
 	var authed http.RoundTripper
 	desc := cachedManifest(store, ref)
+	later := false
+	if desc == nil && o.tagLater {
+		desc = recalledTag(store, ref)
+		later = desc != nil
+	}
 	if desc != nil {
 		authed = &lazyTransport{connect: func() (http.RoundTripper, error) {
 			t, err := newTransport(ctx, repo, auth, base, o.policy)
@@ -160,11 +166,15 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 		return nil, classify(err, registry)
 	}
 	ropts := []remote.Option{remote.WithTransport(authed), remote.WithContext(ctx)}
-	if desc == nil {
+	var check *tagCheck
+	if later {
+		check = startTagCheck(ctx, ref, desc.Digest, o.policy, ropts, store)
+	} else if desc == nil {
 		if desc, err = getManifest(ctx, ref, o.policy, ropts); err != nil {
 			return nil, classify(err, ref.String())
 		}
 		keepManifest(store, desc)
+		rememberTag(store, ref, desc.Digest)
 	}
 	what := ref.String()
 	for depth := 0; desc.MediaType.IsIndex(); depth++ {
@@ -195,14 +205,14 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 		return nil, fmt.Errorf("%s: manifest: %w", what, err)
 	}
 	src := newRegistryBlobs(repo, authed, o.policy, store)
-	r := &resolved{name: repo.Name() + "@" + desc.Digest.String(), digest: desc.Digest, src: src}
+	r := &resolved{name: repo.Name() + "@" + desc.Digest.String(), digest: desc.Digest, src: src, tag: check}
 	if r.rawConfig, err = fetchConfig(ctx, m.Config, src, store, o, cfgStats); err != nil {
 		src.close()
-		return nil, fmt.Errorf("%s: config: %w", what, err)
+		return nil, check.moved(ctx, fmt.Errorf("%s: config: %w", what, err))
 	}
 	if err := r.addLayers(m, o); err != nil {
 		src.close()
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return nil, check.moved(ctx, fmt.Errorf("%s: %w", what, err))
 	}
 	return r, nil
 }
