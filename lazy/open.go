@@ -139,6 +139,7 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 			base = t
 		}
 	}
+	base, plain := newPlainHTTP(base, store, repo.Registry)
 	base = transport.NewUserAgent(base, strings.TrimSpace("nanofs "+o.userAgent))
 	auth, err := authn.Resolve(ctx, o.keychain, repo)
 	if err != nil {
@@ -156,13 +157,13 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 	}
 	if desc != nil {
 		authed = &lazyTransport{connect: func() (http.RoundTripper, error) {
-			t, err := newTransport(ctx, repo, auth, base, o.policy)
+			t, err := newTransport(ctx, repo, auth, base, o.policy, plain)
 			if err != nil {
 				return nil, classify(err, registry)
 			}
 			return t, nil
 		}}
-	} else if authed, err = newTransport(ctx, repo, auth, base, o.policy); err != nil {
+	} else if authed, err = newTransport(ctx, repo, auth, base, o.policy, plain); err != nil {
 		return nil, classify(err, registry)
 	}
 	ropts := []remote.Option{remote.WithTransport(authed), remote.WithContext(ctx)}
@@ -236,11 +237,17 @@ func getManifest(ctx context.Context, ref name.Reference, p retryPolicy, opts []
 
 // newTransport is transport.NewWithContext, which pings the registry's
 // /v2/ (and fetches a token), retried like every other request when the
-// ping fails with a 5xx or 429 or the connection fails.
-func newTransport(ctx context.Context, repo name.Repository, auth authn.Authenticator, base http.RoundTripper, p retryPolicy) (http.RoundTripper, error) {
+// ping fails with a 5xx or 429 or the connection fails. A ping that fails
+// in plain HTTP to a registry recorded as speaking it (plain) is tried
+// once more at once, HTTPS first.
+func newTransport(ctx context.Context, repo name.Repository, auth authn.Authenticator, base http.RoundTripper, p retryPolicy, plain *plainHTTP) (http.RoundTripper, error) {
 	wait := p.backoff
 	for attempt := 1; ; attempt++ {
 		t, err := transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(transport.PullScope)})
+		if err != nil && ctx.Err() == nil && plain.forget() {
+			attempt--
+			continue
+		}
 		if err == nil || attempt >= p.attempts || ctx.Err() != nil || !transient(err) {
 			return t, err
 		}
