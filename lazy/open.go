@@ -169,7 +169,7 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 	ropts := []remote.Option{remote.WithTransport(authed), remote.WithContext(ctx)}
 	var check *tagCheck
 	if later {
-		check = startTagCheck(ctx, ref, desc.Digest, o.policy, ropts, store)
+		check = startTagCheck(ctx, ref, desc.Digest, o.policy, authed.(*lazyTransport), store)
 	} else if desc == nil {
 		if desc, err = getManifest(ctx, ref, o.policy, ropts); err != nil {
 			return nil, classify(err, ref.String())
@@ -192,6 +192,15 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 		}
 		childRef := repo.Digest(child.Digest.String())
 		if desc = cachedManifest(store, childRef); desc == nil {
+			if lt, ok := authed.(*lazyTransport); ok {
+				// Connected first: go-containerregistry would ping again
+				// through a transport it does not know as connected.
+				rt, err := lt.connected()
+				if err != nil {
+					return nil, err
+				}
+				ropts = []remote.Option{remote.WithTransport(rt), remote.WithContext(ctx)}
+			}
 			if desc, err = getManifest(ctx, childRef, o.policy, ropts); err != nil {
 				return nil, classify(err, what)
 			}

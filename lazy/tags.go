@@ -80,12 +80,18 @@ type tagCheck struct {
 }
 
 // startTagCheck asks the registry which manifest ref names now (a GET,
-// which also brings the manifest into the cache if it moved).
-func startTagCheck(ctx context.Context, ref name.Reference, was v1.Hash, p retryPolicy, opts []remote.Option, store *cas.Store) *tagCheck {
+// which also brings the manifest into the cache if it moved), through the
+// transport t connects.
+func startTagCheck(ctx context.Context, ref name.Reference, was v1.Hash, p retryPolicy, t *lazyTransport, store *cas.Store) *tagCheck {
 	c := &tagCheck{ref: ref.String(), was: was, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
-		desc, err := getManifest(ctx, ref, p, opts)
+		rt, err := t.connected()
+		if err != nil {
+			c.err = err
+			return
+		}
+		desc, err := getManifest(ctx, ref, p, []remote.Option{remote.WithTransport(rt), remote.WithContext(ctx)})
 		if err != nil {
 			c.err = classify(err, ref.String())
 			return

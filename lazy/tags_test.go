@@ -24,6 +24,7 @@ type gatedRegistry struct {
 	host      string
 	open      atomic.Bool
 	manifests atomic.Int64 // manifest requests answered
+	pings     atomic.Int64 // requests for /v2/
 }
 
 func startGatedRegistry(t *testing.T, target string) *gatedRegistry {
@@ -32,6 +33,9 @@ func startGatedRegistry(t *testing.T, target string) *gatedRegistry {
 	g.open.Store(true)
 	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			g.pings.Add(1)
+		}
 		if strings.Contains(r.URL.Path, "/manifests/") {
 			for !g.open.Load() {
 				select {
@@ -83,7 +87,7 @@ func TestTagCheckLater(t *testing.T) {
 
 	// Recorded: Open needs no answer from the registry.
 	g.open.Store(false)
-	asked := g.manifests.Load()
+	asked, pinged := g.manifests.Load(), g.pings.Load()
 	img = open(lazy.WithTagCheckLater())
 	assert.Equal(t, firstDigest, img.Digest())
 	assert.Equal(t, asked, g.manifests.Load(), "Open did not wait for the registry")
@@ -92,7 +96,8 @@ func TestTagCheckLater(t *testing.T) {
 	assert.NotEmpty(t, got)
 	g.open.Store(true)
 	require.NoError(t, img.CheckTag(t.Context()), "the tag still names the manifest")
-	assert.Greater(t, g.manifests.Load(), asked, "the registry was asked")
+	assert.Equal(t, asked+1, g.manifests.Load(), "the registry was asked once")
+	assert.Equal(t, pinged+1, g.pings.Load(), "after one ping")
 
 	// The tag moves: the image opened from the old manifest says so.
 	reg.Push(t, "tagged:v1", second)
