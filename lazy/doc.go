@@ -23,6 +23,10 @@
 //     recorded, and the uncompressed tar kept in the cache, published only
 //     once the blob's digest and the config's diff_id match.
 //
+// A reference by digest whose manifest is cached costs no request; a tag
+// opened WithTagCheckLater starts from the manifest it named last time
+// while the registry is asked where it points now (Image.CheckTag), and a
+// registry that answered in plain HTTP is not tried with TLS first again.
 // Registry access (authentication, manifests) is go-containerregistry's;
 // blob ranges are plain HTTP requests through its authenticating transport,
 // checked (206 and the Content-Range asked for), retried with backoff (the
