@@ -3,6 +3,7 @@ package lazy
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -159,16 +160,18 @@ type VerifyResult struct {
 
 // verifiedKinds are the cache kinds whose files are named by the digest
 // of their whole content: eStargz chunks and TOCs, blobs (configs, blobs
-// kept whole) and manifests. Layers read whole ("layers") keep their own
-// per-segment digests, checked when read.
+// kept whole) and manifests. Layers read whole (streamKind) are checked
+// against the per-segment digests of their index (verifyStreamLayers).
 var verifiedKinds = []string{chunkKind, tocKind, wholeKind, manifestKind}
 
 // VerifyCache hashes every content-addressed entry of the cache in dir
 // (DefaultCacheDir when "") and removes those whose content does not match
 // their name, so that the next build fetches them again. Builds do not
-// hash cached chunks again when they read them (each was checked before it
-// was stored, and is read after a size check only): this is the check of
-// what a disk error or a hand may have damaged since.
+// hash cached chunks or layer tars again when they read them (each was
+// checked before it was stored, and is read after a size check only): this
+// is the check of what a disk error or a hand may have damaged since. A
+// layer tar is checked against the segment digests of its index and
+// removed with it.
 func VerifyCache(dir string) (*VerifyResult, error) {
 	if dir == "" {
 		var err error
@@ -222,7 +225,100 @@ func VerifyCache(dir string) (*VerifyResult, error) {
 			errs = append(errs, fmt.Errorf("cache: %w", err))
 		}
 	}
+	store, err := cas.Open(dir)
+	if err != nil {
+		return res, errors.Join(append(errs, err)...)
+	}
+	errs = append(errs, verifyStreamLayers(store, res))
 	return res, errors.Join(errs...)
+}
+
+// verifyStreamLayers hashes every cached layer tar segment by segment
+// against its index and removes a tar that does not match, or whose index
+// is damaged, with its index: the next build streams the layer again.
+func verifyStreamLayers(store *cas.Store, res *VerifyResult) error {
+	var errs []error
+	root := filepath.Join(store.Root(), streamKind)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		stem, ok := strings.CutSuffix(d.Name(), ".tar")
+		if d.IsDir() || !d.Type().IsRegular() || !ok || len(stem) != 64 || !isHex(stem) {
+			return nil
+		}
+		key := "sha256:" + stem
+		n, good, err := verifyStreamLayer(store, key, p)
+		if err != nil {
+			errs = append(errs, err)
+			return nil
+		}
+		res.Entries++
+		res.Bytes += n
+		if good {
+			return nil
+		}
+		res.Corrupt = append(res.Corrupt, streamKind+"/"+key)
+		for _, suffix := range []string{".tar", binIndexSuffix, ".index"} {
+			q, err := store.Path(streamKind, key, suffix)
+			if err != nil {
+				continue
+			}
+			if err := os.Remove(q); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("cache: removing damaged %s: %w", q, err))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("cache: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// verifyStreamLayer says whether the cached tar at p matches its index
+// (false also when the index is missing, damaged or of another size), and
+// how many bytes it hashed.
+func verifyStreamLayer(store *cas.Store, key, p string) (int64, bool, error) {
+	unlock, err := store.Lock(streamKind, key)
+	if err != nil {
+		return 0, false, err
+	}
+	// Held so that a build streaming this layer again is not judged half
+	// written, nor removed once it is whole.
+	defer unlock()
+	idx, _, err := readStreamIndex(store, key)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, serr := os.Stat(p); errors.Is(serr, fs.ErrNotExist) {
+				return 0, true, nil // pruned meanwhile
+			}
+		}
+		return 0, false, nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, true, nil
+		}
+		return 0, false, fmt.Errorf("cache: %w", err)
+	}
+	defer f.Close()
+	var n int64
+	for i, want := range idx.Segments {
+		got, k, err := cas.SHA256Reader(io.NewSectionReader(f, int64(i)*segmentSize, segmentSize))
+		n += k
+		if err != nil {
+			return n, false, fmt.Errorf("cache: %s: %w", p, err)
+		}
+		if got != "sha256:"+want {
+			return n, false, nil
+		}
+	}
+	return n, true, nil
 }
 
 func isHex(s string) bool {

@@ -124,9 +124,9 @@ func TestConcurrentOpens(t *testing.T) {
 	}
 }
 
-// TestDamagedCache: cache files damaged after they were written are
-// found (by VerifyCache for chunks, on read for cached tars), thrown away
-// and fetched again.
+// TestDamagedCache: cache files damaged after they were written (chunks,
+// cached layer tars) are found by VerifyCache, thrown away and fetched
+// again.
 func TestDamagedCache(t *testing.T) {
 	reg := testimage.StartInProcessRegistry(t)
 	for _, enc := range []testimage.Encoding{testimage.Gzip, testimage.EStargz} {
@@ -160,19 +160,18 @@ func TestDamagedCache(t *testing.T) {
 			})
 			require.NoError(t, err)
 			require.Positive(t, damaged)
-			// Cached chunks are read without hashing them again: the
-			// damage is found by VerifyCache (nanofs cache verify), which
-			// removes what it finds. Cached tars keep their segment
-			// digests, checked on every read.
+			// Cached chunks and tars are read without hashing them again:
+			// the damage is found by VerifyCache (nanofs cache verify),
+			// which removes what it finds.
 			vr, err := lazy.VerifyCache(cache)
 			require.NoError(t, err)
-			if enc == testimage.EStargz {
-				assert.Len(t, vr.Corrupt, damaged, "every damaged chunk is found")
-				for _, e := range vr.Corrupt {
-					assert.True(t, strings.HasPrefix(e, "chunks/sha256:"), e)
-				}
-			} else {
-				assert.Empty(t, vr.Corrupt)
+			assert.Len(t, vr.Corrupt, damaged, "every damaged entry is found")
+			prefix := "chunks/sha256:"
+			if enc == testimage.Gzip {
+				prefix = "layers/sha256:"
+			}
+			for _, e := range vr.Corrupt {
+				assert.True(t, strings.HasPrefix(e, prefix), e)
 			}
 			assert.Positive(t, vr.Entries)
 			vr, err = lazy.VerifyCache(cache)

@@ -23,6 +23,10 @@
 //     recorded, and the uncompressed tar kept in the cache, published only
 //     once the blob's digest and the config's diff_id match.
 //
+// A reference by digest whose manifest is cached costs no request; a tag
+// opened WithTagCheckLater starts from the manifest it named last time
+// while the registry is asked where it points now (Image.CheckTag), and a
+// registry that answered in plain HTTP is not tried with TLS first again.
 // Registry access (authentication, manifests) is go-containerregistry's;
 // blob ranges are plain HTTP requests through its authenticating transport,
 // checked (206 and the Content-Range asked for), retried with backoff (the
@@ -38,8 +42,9 @@
 // content-addressed, written atomically and shared by concurrent processes
 // through file locks. An eStargz chunk is checked against its digest once,
 // before it is stored, and read from then on with pread after a size check
-// (VerifyCache hashes every entry again on demand); a cached tar keeps
-// per-segment digests checked on every read.
+// (VerifyCache hashes every entry again on demand); a layer read whole is
+// verified before its tar enters the cache and read from then on the same
+// way, its per-segment digests checked again by VerifyCache.
 //
 // Reads of eStargz layers are fetched ahead: PrefetchLater queues files
 // (a resolve queues each file it puts in a plan) that background workers

@@ -48,7 +48,8 @@ func requireCacheVerified(t *testing.T, dir string, diffIDs map[string]v1.Hash) 
 		kind := strings.Split(rel, string(filepath.Separator))[0]
 		require.False(t, strings.HasPrefix(base, ".tmp-"), "temporary file left behind: %s", rel)
 		switch {
-		case strings.HasSuffix(base, ".lock") || strings.HasSuffix(base, ".json") || strings.HasSuffix(base, ".index") || strings.HasSuffix(base, ".idx"):
+		case strings.HasSuffix(base, ".lock") || strings.HasSuffix(base, ".json") || strings.HasSuffix(base, ".index") || strings.HasSuffix(base, ".idx") ||
+			strings.HasSuffix(base, ".tag") || strings.HasSuffix(base, ".plain-http"):
 			return nil
 		case kind == "layers" && strings.HasSuffix(base, ".tar"):
 			layer := "sha256:" + strings.TrimSuffix(base, ".tar")

@@ -38,6 +38,7 @@ type Image struct {
 	cfgStats *counter
 	sh       *stargzShared // what the eStargz layers share
 	bg       *background   // fetches queued by PrefetchLater
+	tag      *tagCheck     // WithTagCheckLater: where the tag points now
 
 	ctx    context.Context // bounds every fetch; cancelled by Close
 	cancel context.CancelFunc
@@ -91,7 +92,7 @@ func Open(ctx context.Context, ref string, opts ...Option) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img := &Image{name: r.name, digest: r.digest, layers: r.layers, src: r.src, store: store, jobs: o.jobs, cfgStats: cfgStats}
+	img := &Image{name: r.name, digest: r.digest, layers: r.layers, src: r.src, store: store, jobs: o.jobs, cfgStats: cfgStats, tag: r.tag}
 	if o.progress != nil {
 		stop := reportProgress(o.progress, r.layers, cfgStats)
 		defer stop()
@@ -100,11 +101,11 @@ func Open(ctx context.Context, ref string, opts ...Option) (*Image, error) {
 	img.bg = &background{}
 	if err := json.Unmarshal(r.rawConfig, &img.config); err != nil {
 		img.Close()
-		return nil, fmt.Errorf("%s: config: %w", r.name, err)
+		return nil, r.tag.moved(ctx, fmt.Errorf("%s: config: %w", r.name, err))
 	}
 	if err := img.index(ctx, &o); err != nil {
 		img.Close()
-		return nil, fmt.Errorf("%s: %w", r.name, err)
+		return nil, r.tag.moved(ctx, fmt.Errorf("%s: %w", r.name, err))
 	}
 	return img, nil
 }

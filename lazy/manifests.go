@@ -79,16 +79,25 @@ type lazyTransport struct {
 }
 
 func (l *lazyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rt, err := l.connected()
+	if err != nil {
+		return nil, err
+	}
+	return rt.RoundTrip(req)
+}
+
+// connected returns the transport connected to the registry, connecting
+// first if needed. Handed to go-containerregistry, it is taken as ready
+// (no second ping), which a lazyTransport is not.
+func (l *lazyTransport) connected() (http.RoundTripper, error) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.rt == nil {
 		rt, err := l.connect()
 		if err != nil {
-			l.mu.Unlock()
 			return nil, err
 		}
 		l.rt = rt
 	}
-	rt := l.rt
-	l.mu.Unlock()
-	return rt.RoundTrip(req)
+	return l.rt, nil
 }

@@ -64,6 +64,7 @@ type resolved struct {
 	rawConfig []byte
 	layers    []*layer
 	src       blobSource // nil for docker-save tarballs
+	tag       *tagCheck  // WithTagCheckLater: the registry's answer, pending
 }
 
 // resolve decides what kind of source ref is and resolves it to one
@@ -138,6 +139,7 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 			base = t
 		}
 	}
+	base, plain := newPlainHTTP(base, store, repo.Registry)
 	base = transport.NewUserAgent(base, strings.TrimSpace("nanofs "+o.userAgent))
 	auth, err := authn.Resolve(ctx, o.keychain, repo)
 	if err != nil {
@@ -148,23 +150,32 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 	// once a blob turns out to be missing from the cache.
 	var authed http.RoundTripper
 	desc := cachedManifest(store, ref)
+	later := false
+	if desc == nil && o.tagLater {
+		desc = recalledTag(store, ref)
+		later = desc != nil
+	}
 	if desc != nil {
 		authed = &lazyTransport{connect: func() (http.RoundTripper, error) {
-			t, err := newTransport(ctx, repo, auth, base, o.policy)
+			t, err := newTransport(ctx, repo, auth, base, o.policy, plain)
 			if err != nil {
 				return nil, classify(err, registry)
 			}
 			return t, nil
 		}}
-	} else if authed, err = newTransport(ctx, repo, auth, base, o.policy); err != nil {
+	} else if authed, err = newTransport(ctx, repo, auth, base, o.policy, plain); err != nil {
 		return nil, classify(err, registry)
 	}
 	ropts := []remote.Option{remote.WithTransport(authed), remote.WithContext(ctx)}
-	if desc == nil {
+	var check *tagCheck
+	if later {
+		check = startTagCheck(ctx, ref, desc.Digest, o.policy, authed.(*lazyTransport), store)
+	} else if desc == nil {
 		if desc, err = getManifest(ctx, ref, o.policy, ropts); err != nil {
 			return nil, classify(err, ref.String())
 		}
 		keepManifest(store, desc)
+		rememberTag(store, ref, desc.Digest)
 	}
 	what := ref.String()
 	for depth := 0; desc.MediaType.IsIndex(); depth++ {
@@ -181,6 +192,15 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 		}
 		childRef := repo.Digest(child.Digest.String())
 		if desc = cachedManifest(store, childRef); desc == nil {
+			if lt, ok := authed.(*lazyTransport); ok {
+				// Connected first: go-containerregistry would ping again
+				// through a transport it does not know as connected.
+				rt, err := lt.connected()
+				if err != nil {
+					return nil, err
+				}
+				ropts = []remote.Option{remote.WithTransport(rt), remote.WithContext(ctx)}
+			}
 			if desc, err = getManifest(ctx, childRef, o.policy, ropts); err != nil {
 				return nil, classify(err, what)
 			}
@@ -195,14 +215,14 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 		return nil, fmt.Errorf("%s: manifest: %w", what, err)
 	}
 	src := newRegistryBlobs(repo, authed, o.policy, store)
-	r := &resolved{name: repo.Name() + "@" + desc.Digest.String(), digest: desc.Digest, src: src}
+	r := &resolved{name: repo.Name() + "@" + desc.Digest.String(), digest: desc.Digest, src: src, tag: check}
 	if r.rawConfig, err = fetchConfig(ctx, m.Config, src, store, o, cfgStats); err != nil {
 		src.close()
-		return nil, fmt.Errorf("%s: config: %w", what, err)
+		return nil, check.moved(ctx, fmt.Errorf("%s: config: %w", what, err))
 	}
 	if err := r.addLayers(m, o); err != nil {
 		src.close()
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return nil, check.moved(ctx, fmt.Errorf("%s: %w", what, err))
 	}
 	return r, nil
 }
@@ -226,11 +246,17 @@ func getManifest(ctx context.Context, ref name.Reference, p retryPolicy, opts []
 
 // newTransport is transport.NewWithContext, which pings the registry's
 // /v2/ (and fetches a token), retried like every other request when the
-// ping fails with a 5xx or 429 or the connection fails.
-func newTransport(ctx context.Context, repo name.Repository, auth authn.Authenticator, base http.RoundTripper, p retryPolicy) (http.RoundTripper, error) {
+// ping fails with a 5xx or 429 or the connection fails. A ping that fails
+// in plain HTTP to a registry recorded as speaking it (plain) is tried
+// once more at once, HTTPS first.
+func newTransport(ctx context.Context, repo name.Repository, auth authn.Authenticator, base http.RoundTripper, p retryPolicy, plain *plainHTTP) (http.RoundTripper, error) {
 	wait := p.backoff
 	for attempt := 1; ; attempt++ {
 		t, err := transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(transport.PullScope)})
+		if err != nil && ctx.Err() == nil && plain.forget() {
+			attempt--
+			continue
+		}
 		if err == nil || attempt >= p.attempts || ctx.Err() != nil || !transient(err) {
 			return t, err
 		}

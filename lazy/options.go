@@ -31,6 +31,7 @@ type options struct {
 	progress         func(Stats)
 	expansion        expansionLimit
 	mirror           string // registry host serving Docker Hub's repositories
+	tagLater         bool   // WithTagCheckLater
 }
 
 func defaultOptions() options {
@@ -202,6 +203,15 @@ func WithMaxExpansion(ratio, maxBytes int64) Option {
 // without a TOC), and once more before it returns, from one goroutine.
 // Stats.Layers[i].Size says how much a layer has in all.
 func WithProgress(fn func(Stats)) Option { return func(o *options) { o.progress = fn } }
+
+// WithTagCheckLater lets Open start from the manifest a tag named the last
+// time it was looked up (when that manifest is in the cache) and ask the
+// registry where the tag points now while the image is read: the round
+// trips of that question are hidden behind the caller's work. The caller
+// must call Image.CheckTag before it trusts anything it made of the image:
+// only then is the image known to be the one the tag names
+// (ErrTagMoved if it is not).
+func WithTagCheckLater() Option { return func(o *options) { o.tagLater = true } }
 
 // WithUserAgent adds to the User-Agent of registry requests.
 func WithUserAgent(ua string) Option { return func(o *options) { o.userAgent = ua } }

@@ -14,7 +14,6 @@ import (
 	"io/fs"
 	"os"
 	"sync"
-	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/gzip"
@@ -29,8 +28,9 @@ import (
 // entries recorded with the offset of each file's data, and the
 // uncompressed tar kept in the cache. The tar is published in the cache
 // only after the blob's digest (and the config's diffID) verified, and it
-// is cut into segments whose digests are recorded with the index, so that
-// every later read is checked against what was verified.
+// is cut into segments whose digests are recorded with the index: reads
+// trust the verified tar (after a size check), and VerifyCache checks the
+// segments for damage done since.
 
 const (
 	segmentSize        = 1 << 20
@@ -53,11 +53,10 @@ type streamLayer struct {
 	l     *layer
 	store *cas.Store
 
-	mu       sync.RWMutex // held for reading by reads, for writing by refetch and close
-	openMu   sync.Mutex   // serializes opening f
-	f        *os.File
-	idx      *streamIndex
-	verified []atomic.Bool // per segment, checked in this process
+	mu     sync.RWMutex // held for reading by reads, for writing by refetch and close
+	openMu sync.Mutex   // serializes opening f
+	f      *os.File
+	idx    *streamIndex
 }
 
 // indexStream returns the entries of a layer without a TOC, from the cache
@@ -71,7 +70,6 @@ func indexStream(ctx context.Context, l *layer, store *cas.Store) (*streamLayer,
 	entries := overlay.WithoutStargzMeta(idx.Entries)
 	idx.Entries = nil // the tree keeps what it needs
 	s.idx = idx
-	s.verified = make([]atomic.Bool, len(idx.Segments))
 	return s, entries, nil
 }
 
@@ -108,43 +106,11 @@ func (s *streamLayer) load(ctx context.Context) (*streamIndex, error) {
 const indexMagic = "nanofs-layer-index "
 
 // readIndex reads and checks the cached index and the size of its tar.
-// The binary index (binIndexSuffix) is read first; an index in JSON (as
-// nanofs wrote them before) is read when there is none, and converted.
 func (s *streamLayer) readIndex() (*streamIndex, error) {
 	key := s.l.key.String()
-	var idx streamIndex
-	if raw, err := s.store.ReadMeta(streamKind, key, binIndexSuffix); err != nil || decodeBinIndex(raw, &idx) != nil {
-		raw, err := s.store.ReadMeta(streamKind, key, ".index")
-		if err != nil {
-			return nil, err
-		}
-		line, body, ok := bytes.Cut(raw, []byte("\n"))
-		sum := sha256.Sum256(body)
-		if !ok || string(line) != indexMagic+hex.EncodeToString(sum[:]) {
-			return nil, fmt.Errorf("layer %s: cached index is damaged", key)
-		}
-		idx = streamIndex{}
-		if err := json.Unmarshal(body, &idx); err != nil {
-			return nil, fmt.Errorf("layer %s: cached index: %w", key, err)
-		}
-		if rec, err := encodeBinIndex(&idx); err == nil {
-			_ = s.store.WriteMeta(streamKind, key, binIndexSuffix, rec) // only an optimisation
-		}
-	}
-	if idx.Version != streamIndexVersion || idx.Layer != key || idx.SegmentSize != segmentSize ||
-		int64(len(idx.Segments)) != (idx.TarSize+segmentSize-1)/segmentSize {
-		return nil, fmt.Errorf("layer %s: cached index does not fit", key)
-	}
-	p, err := s.store.Path(streamKind, key, ".tar")
+	idx, p, err := readStreamIndex(s.store, key)
 	if err != nil {
 		return nil, err
-	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() != idx.TarSize {
-		return nil, fmt.Errorf("layer %s: cached tar has %d bytes, want %d", key, fi.Size(), idx.TarSize)
 	}
 	touch(p)
 	for i := range idx.Entries {
@@ -154,7 +120,50 @@ func (s *streamLayer) readIndex() (*streamIndex, error) {
 			return nil, &overlay.EntryError{Layer: key, Entry: idx.Entries[i].Name, Err: err}
 		}
 	}
-	return &idx, nil
+	return idx, nil
+}
+
+// readStreamIndex reads the cached index of the layer key and checks that
+// it fits the layer and that its tar (at the returned path) has the size
+// it records. The binary index (binIndexSuffix) is read first; an index
+// in JSON (as nanofs wrote them before) is read when there is none, and
+// converted.
+func readStreamIndex(store *cas.Store, key string) (*streamIndex, string, error) {
+	var idx streamIndex
+	if raw, err := store.ReadMeta(streamKind, key, binIndexSuffix); err != nil || decodeBinIndex(raw, &idx) != nil {
+		raw, err := store.ReadMeta(streamKind, key, ".index")
+		if err != nil {
+			return nil, "", err
+		}
+		line, body, ok := bytes.Cut(raw, []byte("\n"))
+		sum := sha256.Sum256(body)
+		if !ok || string(line) != indexMagic+hex.EncodeToString(sum[:]) {
+			return nil, "", fmt.Errorf("layer %s: cached index is damaged", key)
+		}
+		idx = streamIndex{}
+		if err := json.Unmarshal(body, &idx); err != nil {
+			return nil, "", fmt.Errorf("layer %s: cached index: %w", key, err)
+		}
+		if rec, err := encodeBinIndex(&idx); err == nil {
+			_ = store.WriteMeta(streamKind, key, binIndexSuffix, rec) // only an optimisation
+		}
+	}
+	if idx.Version != streamIndexVersion || idx.Layer != key || idx.SegmentSize != segmentSize ||
+		int64(len(idx.Segments)) != (idx.TarSize+segmentSize-1)/segmentSize {
+		return nil, "", fmt.Errorf("layer %s: cached index does not fit", key)
+	}
+	p, err := store.Path(streamKind, key, ".tar")
+	if err != nil {
+		return nil, "", err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, "", err
+	}
+	if fi.Size() != idx.TarSize {
+		return nil, "", fmt.Errorf("layer %s: cached tar has %d bytes, want %d", key, fi.Size(), idx.TarSize)
+	}
+	return &idx, p, nil
 }
 
 // build streams the layer once and publishes its tar and index.
@@ -327,9 +336,12 @@ func (s *segmentHasher) finish() []string {
 	return s.sums
 }
 
-// readAt reads file data at off in the layer's tar, checking every segment
-// it touches (once per process). A damaged cache is thrown away and the
-// layer streamed again.
+// readAt reads file data at off in the layer's tar. The tar was verified
+// (blob digest, diffID) before it entered the cache and its size is
+// checked when its index is read, so reads do not hash it again: damage
+// done since is what VerifyCache (nanofs cache verify) finds, against the
+// segment digests of the index. A tar found shorter than its index says
+// is thrown away and the layer streamed again.
 func (s *streamLayer) readAt(ctx context.Context, p []byte, off int64) (int, error) {
 	for attempt := 0; ; attempt++ {
 		n, err := s.tryReadAt(p, off)
@@ -347,7 +359,7 @@ func (s *streamLayer) tryReadAt(p []byte, off int64) (int, error) {
 	// alone, so reads of one layer run in parallel.
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	f, idx, verified, err := s.file()
+	f, idx, err := s.file()
 	if err != nil {
 		return 0, err
 	}
@@ -358,42 +370,33 @@ func (s *streamLayer) tryReadAt(p []byte, off int64) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	for i := off / segmentSize; i <= (end-1)/segmentSize; i++ {
-		if verified[i].Load() {
-			continue
-		}
-		// Two readers may check one segment at once; both get the same answer.
-		start := i * segmentSize
-		seg := make([]byte, min(segmentSize, idx.TarSize-start))
-		if _, err := f.ReadAt(seg, start); err != nil {
-			return 0, fmt.Errorf("layer %s: cached tar: %w", s.l.key, err)
-		}
-		sum := sha256.Sum256(seg)
-		if hex.EncodeToString(sum[:]) != idx.Segments[i] {
-			return 0, fmt.Errorf("layer %s: cached tar, bytes %d-%d: %w", s.l.key, start, start+int64(len(seg))-1, cas.ErrCorrupt)
-		}
-		verified[i].Store(true)
+	n, err := f.ReadAt(p, off)
+	if errors.Is(err, io.EOF) {
+		return n, fmt.Errorf("layer %s: cached tar ends before byte %d: %w", s.l.key, end, cas.ErrCorrupt)
 	}
-	return f.ReadAt(p, off)
+	if err != nil {
+		return n, fmt.Errorf("layer %s: cached tar: %w", s.l.key, err)
+	}
+	return n, nil
 }
 
 // file returns the open cached tar (opening it on first use) with its
-// index and segment marks. The caller holds s.mu for reading.
-func (s *streamLayer) file() (*os.File, *streamIndex, []atomic.Bool, error) {
+// index. The caller holds s.mu for reading.
+func (s *streamLayer) file() (*os.File, *streamIndex, error) {
 	s.openMu.Lock()
 	defer s.openMu.Unlock()
 	if s.f == nil {
 		path, err := s.store.Path(streamKind, s.l.key.String(), ".tar")
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("layer %s: cached tar: %w", s.l.key, err)
+			return nil, nil, fmt.Errorf("layer %s: cached tar: %w", s.l.key, err)
 		}
 		s.f = f
 	}
-	return s.f, s.idx, s.verified, nil
+	return s.f, s.idx, nil
 }
 
 // refetch drops the damaged cache entry and streams the layer again. The
@@ -424,7 +427,6 @@ func (s *streamLayer) refetch(ctx context.Context) error {
 	}
 	idx.Entries = nil
 	s.idx = idx
-	s.verified = make([]atomic.Bool, len(idx.Segments))
 	return nil
 }
 

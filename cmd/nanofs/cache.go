@@ -50,12 +50,12 @@ What is removed is fetched again when an image needs it.`,
 	var verifyDir string
 	verify := &cobra.Command{
 		Use:   "verify",
-		Short: "Hash every cached chunk, TOC and blob again and remove the damaged ones",
-		Long: `Builds trust a cached eStargz chunk once it is stored (it was checked against
-its digest before), reading it after a size check only. verify hashes every
-content-addressed entry of the cache again and removes those whose content no
-longer matches their digest; the next build fetches them again. It exits with
-an error when it found damage.`,
+		Short: "Hash every cached chunk, TOC, blob and layer again and remove the damaged ones",
+		Long: `Builds trust a cached eStargz chunk or layer once it is stored (it was checked
+against its digest before), reading it after a size check only. verify hashes
+every entry of the cache again (a layer read whole against the digests of its
+index) and removes those whose content no longer matches; the next build
+fetches them again. It exits with an error when it found damage.`,
 		Example: `  nanofs cache verify`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

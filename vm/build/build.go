@@ -206,17 +206,49 @@ func (o *options) prepare(ctx context.Context, source string, check func() error
 			return nil, res, err
 		}
 	}
-	src, err := open(ctx, source, o, false)
-	o.progress(Progress{Phase: PhaseResolve, Image: source})
-	if err != nil {
-		return nil, nil, err
-	}
-	res := &Result{Source: src.Kind, Image: src.Name, Config: o.config}
-	if err := o.resolve(src, workdir, res); err != nil {
+	// A tag is first read as the manifest it named last time while the
+	// registry is asked where it points now; nothing is written before
+	// the answer. If it moved, the build starts again from the new one.
+	for tagLater := true; ; tagLater = false {
+		src, err := open(ctx, source, o, false, tagLater)
+		o.progress(Progress{Phase: PhaseResolve, Image: source})
+		if tagLater && errors.Is(err, lazy.ErrTagMoved) {
+			o.debugf("%v: reading it again", err)
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		res := &Result{Source: src.Kind, Image: src.Name, Config: o.config}
+		err = o.resolve(src, workdir, res)
+		if cerr := src.checkTag(ctx); cerr != nil {
+			// What the registry says comes first, as when it was asked
+			// before the image was read: a plan made from a manifest the
+			// tag no longer names (or a failure to make one) is no answer.
+			err = cerr
+		}
+		if err == nil {
+			return src, res, nil
+		}
 		src.close()
-		return nil, nil, err
+		if !tagLater || !errors.Is(err, lazy.ErrTagMoved) {
+			return nil, nil, err
+		}
+		o.debugf("%v: reading it again", err)
 	}
-	return src, res, nil
+}
+
+// checkTag waits for the registry to confirm that the image's tag still
+// names the manifest it was opened from (lazy.WithTagCheckLater).
+func (s *Source) checkTag(ctx context.Context) error {
+	if s.Image == nil {
+		return nil
+	}
+	err := s.Image.CheckTag(ctx)
+	if err != nil && s.Kind.Kind == lazy.KindRegistry && unreachable(err) {
+		err = &UnreachableError{Err: err}
+	}
+	return err
 }
 
 // measure records what reading the image cost.
@@ -352,7 +384,7 @@ func (s *Source) close() { s.Close() }
 // WithImageOptions, WithLog, WithProgress and WithHostDir matter here.
 func Open(ctx context.Context, ref string, opts ...Option) (*Source, error) {
 	o := newOptions(opts)
-	src, err := open(ctx, ref, o, true)
+	src, err := open(ctx, ref, o, true, false)
 	o.progress(Progress{Phase: PhaseDone, Image: ref})
 	if err != nil {
 		return nil, err
@@ -370,7 +402,10 @@ func (s *Source) MountName() string {
 	return s.Ref
 }
 
-func open(ctx context.Context, ref string, o *options, disks bool) (*Source, error) {
+// open opens ref; disks: a Nanos disk image is a source too; tagLater: a
+// tag may be read as the manifest it named last time, the caller calls
+// Source.checkTag before it writes anything (lazy.WithTagCheckLater).
+func open(ctx context.Context, ref string, o *options, disks, tagLater bool) (*Source, error) {
 	if ref == "" {
 		dir, err := MountedRoot(o.cwd)
 		if err != nil {
@@ -400,6 +435,9 @@ func open(ctx context.Context, ref string, o *options, disks bool) (*Source, err
 	iopts := append(slices.Clone(o.imageOpts), lazy.WithProgress(func(s lazy.Stats) {
 		o.progress(Progress{Phase: PhaseOpen, Image: ref, Fetched: s.Bytes})
 	}))
+	if tagLater {
+		iopts = append(iopts, lazy.WithTagCheckLater())
+	}
 	img, err := lazy.Open(ctx, ref, iopts...)
 	if err != nil {
 		if kind.Kind == lazy.KindRegistry && unreachable(err) {

@@ -3,10 +3,11 @@
 // renamed into place complete, so that a reader never sees half a file and
 // several processes can share one cache.
 //
-// Entries are verified when they are written (Write, Commit with a digest)
-// and whoever reads one checks it again before trusting it (ReadVerified, or
-// the caller's own per-segment digests): a file damaged after it was
-// written is removed and fetched again rather than believed.
+// Entries are verified when they are written (Write, Commit with a digest).
+// Small ones are checked again whenever they are read (ReadVerified); large
+// ones are read after a size check, and their callers hash them again on
+// demand (lazy.VerifyCache): a file damaged after it was written is removed
+// and fetched again rather than believed.
 package cas
 
 import (

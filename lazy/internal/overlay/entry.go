@@ -57,6 +57,16 @@ func CleanPath(name string) (string, error) {
 	if strings.IndexByte(name, 0) >= 0 {
 		return "", fmt.Errorf("%w: %q contains a NUL byte", ErrBadPath, name)
 	}
+	if isClean(name) {
+		// Most names (every one read back from the cache) are already
+		// clean: no copy.
+		return name, nil
+	}
+	return cleanElements(name)
+}
+
+// cleanElements is CleanPath element by element, for names that need it.
+func cleanElements(name string) (string, error) {
 	var b strings.Builder
 	for _, el := range strings.Split(name, "/") {
 		switch el {
@@ -71,6 +81,19 @@ func CleanPath(name string) (string, error) {
 		b.WriteString(el)
 	}
 	return b.String(), nil
+}
+
+// isClean reports whether name is a path CleanPath returns unchanged:
+// elements joined by single slashes, none of them "." or "..".
+func isClean(name string) bool {
+	for len(name) > 0 {
+		el, rest, more := strings.Cut(name, "/")
+		if el == "" || el == "." || el == ".." || (more && rest == "") {
+			return false
+		}
+		name = rest
+	}
+	return true
 }
 
 // FileMode is the io/fs mode of an entry: its type plus permission and

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -109,6 +110,28 @@ func TestCleanPath(t *testing.T) {
 		require.NoError(t, err, "%q", tt.in)
 		assert.Equal(t, tt.want, got, "%q", tt.in)
 	}
+}
+
+// FuzzCleanPath: the shortcut for names already clean gives what the
+// element-by-element cleaning gives.
+func FuzzCleanPath(f *testing.F) {
+	for _, s := range []string{"usr/bin/env", "./a", "a//b", "a/", "/a", "..", "a/../b", "..a/b..", ".", "a/./b", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		got, err := CleanPath(name)
+		if name == "" || strings.IndexByte(name, 0) >= 0 {
+			require.Error(t, err)
+			return
+		}
+		want, wantErr := cleanElements(name)
+		if wantErr != nil {
+			require.Error(t, err, "%q", name)
+			return
+		}
+		require.NoError(t, err, "%q", name)
+		require.Equal(t, want, got, "%q", name)
+	})
 }
 
 // TestHostileLayers: malformed and hostile entries fail the merge with an

@@ -131,6 +131,11 @@ func (t *Tree) Apply(idx int, layer string, entries []Entry, dataOf func(*Entry)
 			}
 		}
 	}
+	// The directory the last entry went into. An entry changes only its
+	// own name in its parent, never the parent or the directories above
+	// it, so the next entry in the same directory finds it there still.
+	var parent *Inode
+	var parentPath string
 	for i := range entries {
 		e := &entries[i]
 		dir, base := path.Split(e.Path)
@@ -144,7 +149,12 @@ func (t *Tree) Apply(idx int, layer string, entries []Entry, dataOf func(*Entry)
 			}
 			continue
 		}
-		parent := t.mkdirAll(strings.TrimSuffix(dir, "/"))
+		dir = strings.TrimSuffix(dir, "/")
+		if parent == nil || dir != parentPath {
+			// A layer lists a directory's entries together: they share
+			// one walk.
+			parent, parentPath = t.mkdirAll(dir), dir
+		}
 		old := parent.Children[base]
 		switch e.Type {
 		case tar.TypeDir:

@@ -1,0 +1,82 @@
+package lazy
+
+import (
+	"crypto/tls"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nanofs/nanofs/internal/testimage"
+	"github.com/nanofs/nanofs/lazy/internal/cas"
+)
+
+// schemeLog records the scheme of every request sent through it.
+type schemeLog struct {
+	inner http.RoundTripper
+	mu    sync.Mutex
+	seen  []string
+}
+
+func (l *schemeLog) RoundTrip(req *http.Request) (*http.Response, error) {
+	l.mu.Lock()
+	l.seen = append(l.seen, req.URL.Scheme)
+	l.mu.Unlock()
+	return l.inner.RoundTrip(req)
+}
+
+func (l *schemeLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.seen
+	l.seen = nil
+	return s
+}
+
+// TestPlainHTTPRemembered: a registry that answered in plain HTTP is not
+// tried with TLS first on the next open; one that speaks only TLS after
+// all is tried with TLS again.
+func TestPlainHTTPRemembered(t *testing.T) {
+	reg := testimage.StartInProcessRegistry(t)
+	reg.Push(t, "plain:1", testimage.EdgeSpec().Image(t, testimage.EStargz))
+	cache := t.TempDir()
+	seenBy := &schemeLog{inner: http.DefaultTransport.(*http.Transport).Clone()}
+	open := func(ref string) {
+		t.Helper()
+		img, err := Open(t.Context(), ref, WithCacheDir(cache), WithTransport(seenBy))
+		require.NoError(t, err)
+		require.NoError(t, img.CheckTag(t.Context()))
+		img.Close()
+	}
+	open(reg.Host + "/plain:1")
+	assert.Contains(t, seenBy.take(), "https", "the first open tries TLS")
+	open(reg.Host + "/plain:1")
+	seen := seenBy.take()
+	assert.NotEmpty(t, seen)
+	assert.NotContains(t, seen, "https", "the registry is known to speak plain HTTP")
+
+	// A registry recorded as plain that speaks TLS: the record is dropped.
+	srv := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: reg.Host}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the plain HTTP attempts are expected
+	srv.StartTLS()
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "https://")
+	store, err := cas.Open(cache)
+	require.NoError(t, err)
+	require.NoError(t, store.WriteMeta(manifestKind, plainKey(host), plainSuffix, []byte(host)))
+	tlsLog := &schemeLog{inner: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the test server's own certificate
+	img, err := Open(t.Context(), host+"/plain:1", WithCacheDir(cache), WithTransport(tlsLog), WithInsecure())
+	require.NoError(t, err)
+	img.Close()
+	assert.Contains(t, tlsLog.take(), "https", "tried with TLS again")
+	_, err = store.ReadMeta(manifestKind, plainKey(host), plainSuffix)
+	assert.Error(t, err, "the record is gone")
+}
