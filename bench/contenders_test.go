@@ -399,7 +399,7 @@ func (h *harness) stages(w Workload, enc, state, cache string) {
 		defer cancel()
 		tr := &timedTransport{}
 		t0 := time.Now()
-		img, err := lazy.Open(ctx, h.clientRef(w, enc), lazy.WithCacheDir(cache), lazy.WithTransport(tr))
+		img, err := lazy.Open(ctx, h.clientRef(w, enc), lazy.WithCacheDir(cache), lazy.WithTransport(tr), lazy.WithTagCheckLater())
 		if err != nil {
 			return err
 		}
@@ -412,7 +412,12 @@ func (h *harness) stages(w Workload, enc, state, cache string) {
 		if err != nil {
 			return err
 		}
+		tc := time.Now()
+		if err := img.CheckTag(ctx); err != nil {
+			return err
+		}
 		t2 := time.Now()
+		s.TagWait = t2.Sub(tc).Seconds()
 		out := filepath.Join(h.work, "stages.img")
 		defer os.Remove(out)
 		if _, err := disk.WriteDisk(ctx, out, img, plan, disk.WithoutBootloader(), disk.WithParallel(8)); err != nil {
@@ -420,7 +425,7 @@ func (h *harness) stages(w Workload, enc, state, cache string) {
 		}
 		t3 := time.Now()
 		st := img.Stats()
-		s.Open, s.Resolve, s.Write = t1.Sub(t0).Seconds(), t2.Sub(t1).Seconds(), t3.Sub(t2).Seconds()
+		s.Open, s.Resolve, s.Write = t1.Sub(t0).Seconds(), tc.Sub(t1).Seconds(), t3.Sub(t2).Seconds()
 		s.Requests, s.Bytes = st.Requests, st.Bytes
 		return nil
 	}()
@@ -428,7 +433,7 @@ func (h *harness) stages(w Workload, enc, state, cache string) {
 		s.Error = err.Error()
 		h.t.Errorf("%s %s %s stage breakdown: %v", w.Name, enc, state, err)
 	} else {
-		h.logf("  stages (%s): open %s, resolve %s, write %s", state, fmtSec(s.Open), fmtSec(s.Resolve), fmtSec(s.Write))
+		h.logf("  stages (%s): open %s, resolve %s, tag check %s, write %s", state, fmtSec(s.Open), fmtSec(s.Resolve), fmtSec(s.TagWait), fmtSec(s.Write))
 	}
 	h.res.Stages = append(h.res.Stages, s)
 }

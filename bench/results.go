@@ -159,6 +159,11 @@ type Stage struct {
 	OpenWait     float64 `json:"open_wait_seconds"`
 	OpenRequests int     `json:"open_requests"`
 	Resolve      float64 `json:"resolve_seconds"`
+	// TagWait is how long, after resolving, the build waited for the
+	// registry to confirm the tag it started from (lazy.WithTagCheckLater,
+	// as nanofs build opens a tag): the part of the check open and resolve
+	// did not hide.
+	TagWait float64 `json:"tag_wait_seconds"`
 	Write        float64 `json:"write_seconds"` // disk.WriteDisk: reading the plan's files, writing the disk
 	Requests     int64   `json:"requests"`      // blob requests of the lazy image
 	Bytes        int64   `json:"bytes"`
