@@ -163,11 +163,11 @@ type Stage struct {
 	// registry to confirm the tag it started from (lazy.WithTagCheckLater,
 	// as nanofs build opens a tag): the part of the check open and resolve
 	// did not hide.
-	TagWait float64 `json:"tag_wait_seconds"`
-	Write        float64 `json:"write_seconds"` // disk.WriteDisk: reading the plan's files, writing the disk
-	Requests     int64   `json:"requests"`      // blob requests of the lazy image
-	Bytes        int64   `json:"bytes"`
-	Error        string  `json:"error,omitempty"`
+	TagWait  float64 `json:"tag_wait_seconds"`
+	Write    float64 `json:"write_seconds"` // disk.WriteDisk: reading the plan's files, writing the disk
+	Requests int64   `json:"requests"`      // blob requests of the lazy image
+	Bytes    int64   `json:"bytes"`
+	Error    string  `json:"error,omitempty"`
 }
 
 // Profile is a CPU profile (perf) of one more warm `nanofs build`, made
