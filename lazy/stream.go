@@ -113,13 +113,6 @@ func (s *streamLayer) readIndex() (*streamIndex, error) {
 		return nil, err
 	}
 	touch(p)
-	for i := range idx.Entries {
-		// Entries were checked when the index was built; their paths are
-		// derived again rather than trusted from the file.
-		if err := idx.Entries[i].Check(); err != nil {
-			return nil, &overlay.EntryError{Layer: key, Entry: idx.Entries[i].Name, Err: err}
-		}
-	}
 	return idx, nil
 }
 
@@ -143,6 +136,14 @@ func readStreamIndex(store *cas.Store, key string) (*streamIndex, string, error)
 		idx = streamIndex{}
 		if err := json.Unmarshal(body, &idx); err != nil {
 			return nil, "", fmt.Errorf("layer %s: cached index: %w", key, err)
+		}
+		for i := range idx.Entries {
+			// Entries were checked when the index was built; their paths
+			// are derived again rather than trusted from the file (the
+			// binary index's decoder does the same).
+			if err := idx.Entries[i].Check(); err != nil {
+				return nil, "", &overlay.EntryError{Layer: key, Entry: idx.Entries[i].Name, Err: err}
+			}
 		}
 		if rec, err := encodeBinIndex(&idx); err == nil {
 			_ = store.WriteMeta(streamKind, key, binIndexSuffix, rec) // only an optimisation

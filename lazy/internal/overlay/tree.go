@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"fmt"
 	"io/fs"
-	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -205,10 +204,10 @@ func setMeta(n *Inode, e *Entry) {
 
 // Finish numbers the inodes (in sorted path order, so that the numbers
 // are the same every time an image is opened), counts links and sorts
-// directory listings. Hard links share their inode and its number.
+// directory listings. Hard links share their inode and its number. It is
+// called once, on a tree whose inodes have no numbers or counts yet.
 func (t *Tree) Finish() {
 	next := uint64(2) // 0 and 1 mean "unknown" and "root" to FUSE
-	names := map[*Inode]uint32{}
 	// walk returns the newest modification time at or below n.
 	var walk func(n *Inode) time.Time
 	walk = func(n *Inode) time.Time {
@@ -219,14 +218,21 @@ func (t *Tree) Finish() {
 		if !n.IsDir() {
 			return n.MTime
 		}
-		n.Names = slices.Sorted(maps.Keys(n.Children))
+		n.Names = make([]string, 0, len(n.Children))
+		for name := range n.Children {
+			n.Names = append(n.Names, name)
+		}
+		slices.Sort(n.Names)
 		subdirs := uint32(0)
 		newest := n.MTime
 		for _, name := range n.Names {
 			c := n.Children[name]
-			names[c]++
 			if c.IsDir() {
 				subdirs++
+			} else {
+				// Counted on the inode itself rather than in a map of
+				// every inode: a hard link is met once per name.
+				c.Nlink++
 			}
 			if m := walk(c); m.After(newest) {
 				newest = m
@@ -244,11 +250,6 @@ func (t *Tree) Finish() {
 		return newest
 	}
 	walk(t.Root)
-	for n, k := range names {
-		if !n.IsDir() {
-			n.Nlink = k
-		}
-	}
 }
 
 // MaxSymlinks bounds symlink resolution (fspath.MaxSymlinks).
