@@ -171,9 +171,13 @@ func (h *harness) startRegistry(storage string) {
 }
 
 // pruneWorkloadCache removes other workload sets, to keep one full-size
-// set on disk (about 9 GiB). A run with reduced ballast (for development)
-// leaves the full-size set alone.
+// set on disk (about 13 GiB). A run with reduced ballast (for development)
+// or one that leaves the large image out leaves the full-size set alone:
+// it would not build another.
 func (h *harness) pruneWorkloadCache(keep string) {
+	if h.cfg.only != nil && !h.cfg.only[LargeImage] {
+		return
+	}
 	entries, _ := os.ReadDir(h.cfg.cache)
 	for _, e := range entries {
 		if !e.IsDir() || e.Name() == keep {
