@@ -270,7 +270,7 @@ type LayerStats struct {
 	MediaType string
 	Size      int64 // compressed size; -1 when unknown
 	Lazy      bool  // eStargz: files are fetched chunk by chunk
-	TOCBytes  int64 // eStargz: compressed bytes of the TOC and footer
+	TOCBytes  int64 // eStargz: bytes of the blob's tail read for its TOC and footer
 	Requests  int64 // requests made for this layer's blob
 	Bytes     int64 // bytes received of this layer's blob
 }
