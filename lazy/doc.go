@@ -8,8 +8,9 @@
 // specification. How a layer is indexed depends on what it is:
 //
 //   - eStargz (gzip with a table of contents and the TOC digest annotated on
-//     the layer): the footer and TOC are fetched with two range requests and
-//     checked against the annotation; a file read then fetches only the gzip
+//     the layer): the footer and TOC are fetched with one range request for
+//     the blob's last 64 KiB (a second one for the rest of a larger TOC),
+//     every layer's at once, and checked against the annotation; a file read then fetches only the gzip
 //     members holding the chunks it touches (neighbours in one request), each
 //     chunk checked against its TOC digest and cached by it.
 //   - zstd:chunked (podman and buildah's partial-pull format: a zstd layer

@@ -63,8 +63,8 @@ var (
 //   - an OCI image layout directory (or "oci:DIR"),
 //   - a `docker save` tarball (or "docker-archive:FILE").
 //
-// Layers with an eStargz TOC cost two small range requests (none when
-// cached); other layers are downloaded once, in parallel, and kept in the
+// Layers with an eStargz TOC cost one or two small range requests (none
+// when cached); other layers are downloaded once, in parallel, and kept in the
 // cache. ctx bounds Open and every later fetch, like
 // go-containerregistry's remote.WithContext; Close the image to release it.
 func Open(ctx context.Context, ref string, opts ...Option) (*Image, error) {
@@ -132,9 +132,14 @@ var lazyFormats = []struct {
 
 func (img *Image) index(ctx context.Context, o *options) error {
 	entries := make([][]overlay.Entry, len(img.layers))
-	img.sh = newStargzShared(max(o.jobs, minConns))
+	conns := max(o.jobs, minConns)
+	img.sh = newStargzShared(conns)
+	// A table of contents costs a round trip or two and little else: every
+	// layer's is asked for at once (up to conns). Layers read as streams
+	// are downloaded and decompressed whole, o.jobs at a time.
+	streams := make(chan struct{}, max(1, o.jobs))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(o.jobs)
+	g.SetLimit(conns)
 	for i, l := range img.layers {
 		g.Go(func() error {
 			var err error
@@ -152,6 +157,10 @@ func (img *Image) index(ctx context.Context, o *options) error {
 				}
 				l.stargz = nil // not that format after all: read it as a stream
 			}
+			if err := acquire(gctx, streams); err != nil {
+				return err
+			}
+			defer func() { <-streams }()
 			l.stream, entries[i], err = indexStream(gctx, l, img.store)
 			return err
 		})
@@ -261,7 +270,7 @@ type LayerStats struct {
 	MediaType string
 	Size      int64 // compressed size; -1 when unknown
 	Lazy      bool  // eStargz: files are fetched chunk by chunk
-	TOCBytes  int64 // eStargz: compressed bytes of the TOC and footer
+	TOCBytes  int64 // eStargz: bytes of the blob's tail read for its TOC and footer
 	Requests  int64 // requests made for this layer's blob
 	Bytes     int64 // bytes received of this layer's blob
 }

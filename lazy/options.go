@@ -111,8 +111,10 @@ func WithKeychain(k authn.Keychain) Option { return func(o *options) { o.keychai
 // before authentication is added (default: remote.DefaultTransport).
 func WithTransport(t http.RoundTripper) Option { return func(o *options) { o.transport = t } }
 
-// WithJobs bounds how many layers are indexed, and how many requests a
-// prefetch makes, at once (default 4).
+// WithJobs bounds how many layers are downloaded and indexed whole, and
+// how many requests a prefetch makes, at once (default 4). The tables of
+// contents of eStargz and zstd:chunked layers are fetched up to max(n, 8)
+// at a time.
 func WithJobs(n int) Option {
 	return func(o *options) {
 		if n > 0 {
