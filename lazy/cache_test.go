@@ -461,3 +461,51 @@ func TestProgress(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, last.Bytes, sizes, "every gzip layer downloaded")
 }
+
+// TestDamagedIndexRecord: a layer's derived index (.idx) that is damaged
+// (a flipped byte, or cut short) or a tag record that names no manifest is
+// not trusted: the image opens with the same tree, the index rebuilt from
+// verified inputs.
+func TestDamagedIndexRecord(t *testing.T) {
+	reg := testimage.StartInProcessRegistry(t)
+	for _, enc := range []testimage.Encoding{testimage.Gzip, testimage.EStargz} {
+		for _, damage := range []string{"flip", "truncate", "empty"} {
+			t.Run(enc.String()+"/"+damage, func(t *testing.T) {
+				img := testimage.EdgeSpec().Image(t, enc)
+				reg.Push(t, "edge", img)
+				want := testimage.ExtractTree(t, img).WithoutEStargzMeta()
+				cache := t.TempDir()
+				_, err := openAndWalk(t, reg.Ref("edge"), cache)
+				require.NoError(t, err)
+				damaged := 0
+				require.NoError(t, filepath.WalkDir(cache, func(p string, d fs.DirEntry, err error) error {
+					if err != nil || d.IsDir() {
+						return err
+					}
+					switch {
+					case strings.HasSuffix(p, ".idx"):
+						b, err := os.ReadFile(p)
+						require.NoError(t, err)
+						switch damage {
+						case "flip":
+							b[len(b)/2] ^= 0x55
+						case "truncate":
+							b = b[:len(b)/2]
+						case "empty":
+							b = nil
+						}
+						require.NoError(t, os.WriteFile(p, b, 0o644))
+						damaged++
+					case strings.HasSuffix(p, ".tag"):
+						require.NoError(t, os.WriteFile(p, []byte("sha256:not-a-digest"), 0o644))
+					}
+					return nil
+				}))
+				require.Positive(t, damaged)
+				got, err := openAndWalk(t, reg.Ref("edge"), cache)
+				require.NoError(t, err)
+				requireTreesEqual(t, want, got, "after damaging the index records")
+			})
+		}
+	}
+}
