@@ -240,6 +240,10 @@ func (h *harness) run() {
 	workloads := h.setupWorkloads()
 	h.res.SetupSeconds = time.Since(h.start).Seconds()
 	h.shapeLink()
+	if v := os.Getenv(envProbe); v != "" {
+		h.probe(workloads, strings.Split(v, ","))
+		return
+	}
 	for _, w := range workloads {
 		h.runWorkload(w)
 		h.save() // what is measured survives a later failure

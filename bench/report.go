@@ -37,17 +37,12 @@ const (
 
 // RoundTrips is the least number of round trips a cold build of an image
 // in this encoding needs before its last byte can arrive: connect, the
-// manifest, the config, then for eStargz the footer and the TOC (for
-// zstd:chunked only the TOC: the layer's annotations say where it is),
-// and last the file contents (all requests of one step in parallel). Part
-// of the physical limit.
+// manifest, the config, and last the file contents (all requests of one
+// step in parallel). The table of contents of an eStargz or zstd:chunked
+// layer (the blob's end; where the layer's annotations say) needs no
+// round trip of its own: the manifest names the layer, so it is asked for
+// with the config. Part of the physical limit.
 func RoundTrips(encoding string) int {
-	switch encoding {
-	case EStargz:
-		return 6
-	case ZstdChunked:
-		return 5
-	}
 	return 4
 }
 
@@ -396,7 +391,7 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 			}
 		}
 	}
-	p("\nPhysical limit: the plan's compressed bytes at the link rate plus the least round trips (gzip %d: connect, manifest, config, layers; eStargz %d: also footer and TOC; zstd:chunked %d: also the TOC, which the layer's annotations locate). For gzip it counts only the layers that hold the plan's files, which a reader cannot know without reading every layer, so gzip stays far above it by nature.\n\n",
+	p("\nPhysical limit: the plan's compressed bytes at the link rate plus the least round trips (gzip %d: connect, manifest, config, layers; eStargz %d and zstd:chunked %d: the same, the tables of contents asked for with the config). For gzip it counts only the layers that hold the plan's files, which a reader cannot know without reading every layer, so gzip stays far above it by nature.\n\n",
 		RoundTrips(Gzip), RoundTrips(EStargz), RoundTrips(ZstdChunked))
 
 	p("## Goals\n\n")

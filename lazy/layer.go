@@ -25,6 +25,7 @@ type layer struct {
 	expansion   expansionLimit
 
 	blob         *blob                         // nil for docker-save tarballs
+	early        *earlyRead                    // its table of contents, read early (nil when not)
 	uncompressed func() (io.ReadCloser, error) // docker-save tarballs
 	stats        *counter
 

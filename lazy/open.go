@@ -216,11 +216,19 @@ func openRegistry(ctx context.Context, refStr string, o *options, store *cas.Sto
 	}
 	src := newRegistryBlobs(repo, authed, o.policy, store)
 	r := &resolved{name: repo.Name() + "@" + desc.Digest.String(), digest: desc.Digest, src: src, tag: check}
+	// A failed open leaves the early reads to end with ctx or their bytes.
+	early := readTOCsEarly(ctx, m, src, store, o)
 	if r.rawConfig, err = fetchConfig(ctx, m.Config, src, store, o, cfgStats); err != nil {
 		src.close()
 		return nil, check.moved(ctx, fmt.Errorf("%s: config: %w", what, err))
 	}
-	if err := r.addLayers(m, o); err != nil {
+	err = r.addLayers(m, o)
+	for _, l := range r.layers {
+		if e := early[l.key]; e != nil {
+			l.early, l.blob, l.stats = e, e.blob, e.blob.stats
+		}
+	}
+	if err != nil {
 		src.close()
 		return nil, check.moved(ctx, fmt.Errorf("%s: %w", what, err))
 	}

@@ -51,8 +51,8 @@ const (
 // chunks, and the bounds on connections and on decompressing workers.
 type stargzShared struct {
 	hot   *chunkLRU
-	conns chan struct{} // one token per range request in flight
-	bg    chan struct{} // taken first by background fetches: conns keeps room for reads
+	conns chan struct{} // one token per range request a read waits for
+	bg    chan struct{} // one token per background request: reads never queue behind them
 	cpu   chan struct{} // one token per member being decompressed and hashed
 }
 
@@ -60,7 +60,7 @@ func newStargzShared(conns int) *stargzShared {
 	return &stargzShared{
 		hot:   newChunkLRU(hotChunkBytes),
 		conns: make(chan struct{}, max(1, conns)),
-		bg:    make(chan struct{}, max(1, conns-2)),
+		bg:    make(chan struct{}, max(1, conns/2)),
 		cpu:   make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
 	}
 }
@@ -239,13 +239,14 @@ func (s *stargzLayer) fetchTOC(ctx context.Context, want v1.Hash) ([]byte, error
 	if l.size <= footerSize {
 		return nil, fmt.Errorf("layer %s: %w: %d bytes is too small", key, errNotStargz, l.size)
 	}
-	// The tail never starts at byte 0 (the TOC never does): a request for
-	// a whole blob is answered 200 by every registry, which would hide one
-	// that ignores Range (and whose blobs are then kept whole).
-	tailStart := max(1, l.size-tocTail)
-	tail := make([]byte, l.size-tailStart)
-	if err := l.blob.readAt(ctx, tail, tailStart); err != nil {
-		return nil, fmt.Errorf("layer %s: reading the eStargz footer: %w", key, err)
+	tailStart := tailStart(l.size)
+	tail := l.early.take(ctx, tailStart, l.size-tailStart)
+	l.early = nil // a second attempt (damaged in transit) asks again
+	if tail == nil {
+		tail = make([]byte, l.size-tailStart)
+		if err := l.blob.readAt(ctx, tail, tailStart); err != nil {
+			return nil, fmt.Errorf("layer %s: reading the eStargz footer: %w", key, err)
+		}
 	}
 	footer := tail[int64(len(tail))-footerSize:]
 	var dec interface {
@@ -303,6 +304,8 @@ func (s *stargzLayer) fetchTOC(ctx context.Context, want v1.Hash) ([]byte, error
 	return tocJSON, nil
 }
 
+func footerSize() int64 { return int64(estargz.FooterSize) }
+
 // member is one gzip member to fetch and the chunks wanted from it.
 type member struct {
 	offset, next int64
@@ -315,11 +318,15 @@ type member struct {
 // hold the missing ones; neighbouring members are fetched in one request.
 // Chunks another goroutine is already fetching are waited for.
 func (s *stargzLayer) ensure(ctx context.Context, cs []overlay.Chunk) error {
+	if ctx.Value(backgroundKey{}) != nil {
+		return s.ensureLater(ctx, cs)
+	}
 	for {
-		mine, theirs, err := s.claim(cs)
+		ms, err := s.missing(cs)
 		if err != nil {
 			return err
 		}
+		mine, theirs := s.claim(ms)
 		if len(mine) == 0 && len(theirs) == 0 {
 			return nil
 		}
@@ -346,10 +353,49 @@ func (s *stargzLayer) ensure(ctx context.Context, cs []overlay.Chunk) error {
 	}
 }
 
-// claim sorts the missing chunks into members to fetch now and members
-// being fetched by someone else.
-func (s *stargzLayer) claim(cs []overlay.Chunk) (mine []*member, theirs []*memberCall, err error) {
+// ensureLater is ensure for a background fetch: it claims the members of
+// a run only once it holds a connection for it, and leaves members
+// claimed by others to them. Until a run's request is sent, a read that
+// needs one of its members fetches that member itself rather than waiting
+// behind the queue.
+func (s *stargzLayer) ensureLater(ctx context.Context, cs []overlay.Chunk) error {
+	ms, err := s.missing(cs)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.jobs)
+	for _, run := range groupRuns(ms) {
+		g.Go(func() error {
+			if err := acquire(gctx, s.sh.bg); err != nil {
+				return err
+			}
+			defer func() { <-s.sh.bg }()
+			var unclaimed []*member
+			for _, m := range run {
+				if slices.ContainsFunc(m.chunks, func(c overlay.Chunk) bool { return !s.cached(c.Digest) }) {
+					unclaimed = append(unclaimed, m)
+				}
+			}
+			mine, _ := s.claim(unclaimed)
+			var err error
+			for _, sub := range groupRuns(mine) {
+				if err = s.fetchRunAgain(gctx, sub, false); err != nil {
+					break
+				}
+			}
+			s.release(mine, err)
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// missing groups the chunks of cs not in the cache by the member holding
+// them, in the order of the blob.
+func (s *stargzLayer) missing(cs []overlay.Chunk) ([]*member, error) {
 	byOffset := map[int64]*member{}
+	var ms []*member
 	for _, c := range cs {
 		if s.cached(c.Digest) {
 			continue
@@ -358,27 +404,35 @@ func (s *stargzLayer) claim(cs []overlay.Chunk) (mine []*member, theirs []*membe
 		if m == nil {
 			m = &member{offset: c.Offset, next: c.Next}
 			byOffset[c.Offset] = m
+			ms = append(ms, m)
 		}
 		if m.next != c.Next {
-			return nil, nil, fmt.Errorf("layer %s: TOC gives the member at %d two ends", s.l.key, c.Offset)
+			return nil, fmt.Errorf("layer %s: TOC gives the member at %d two ends", s.l.key, c.Offset)
 		}
 		if !slices.ContainsFunc(m.chunks, func(o overlay.Chunk) bool { return o.Inner == c.Inner && o.Digest == c.Digest }) {
 			m.chunks = append(m.chunks, c)
 		}
 	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].offset < ms[j].offset })
+	return ms, nil
+}
+
+// claim sorts members into those this caller fetches now (claimed) and
+// the calls of those someone else is fetching.
+func (s *stargzLayer) claim(ms []*member) (mine []*member, theirs []*memberCall) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for off, m := range byOffset {
-		if call := s.inflight[off]; call != nil {
+	for _, m := range ms {
+		if call := s.inflight[m.offset]; call != nil {
 			theirs = append(theirs, call)
 			continue
 		}
 		m.call = &memberCall{done: make(chan struct{})}
-		s.inflight[off] = m.call
+		m.released = false
+		s.inflight[m.offset] = m.call
 		mine = append(mine, m)
 	}
-	sort.Slice(mine, func(i, j int) bool { return mine[i].offset < mine[j].offset })
-	return mine, theirs, nil
+	return mine, theirs
 }
 
 // release gives up the claims on ms not given up yet, with err for those
@@ -429,6 +483,17 @@ func (s *stargzLayer) cached(digest string) bool {
 // fetchMembers groups sorted members into runs and fetches the runs in
 // parallel.
 func (s *stargzLayer) fetchMembers(ctx context.Context, ms []*member) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.jobs)
+	for _, run := range groupRuns(ms) {
+		g.Go(func() error { return s.fetchRunAgain(gctx, run, true) })
+	}
+	return g.Wait()
+}
+
+// groupRuns groups sorted members into runs fetched with one request
+// each: neighbours closer than maxGap, up to maxRun bytes.
+func groupRuns(ms []*member) [][]*member {
 	var runs [][]*member
 	for _, m := range ms {
 		if n := len(runs); n > 0 {
@@ -441,48 +506,35 @@ func (s *stargzLayer) fetchMembers(ctx context.Context, ms []*member) error {
 		}
 		runs = append(runs, []*member{m})
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.jobs)
-	for _, run := range runs {
-		g.Go(func() error {
-			err := s.fetchRun(gctx, run)
-			if errors.Is(err, ErrDigestMismatch) {
-				// Bytes damaged in transit fail the digest; one more
-				// request may bring them intact.
-				err = s.fetchRun(gctx, run)
-			}
-			return err
-		})
+	return runs
+}
+
+// fetchRunAgain is fetchRun, once more when the bytes fail their digests:
+// bytes damaged in transit may arrive intact the second time.
+func (s *stargzLayer) fetchRunAgain(ctx context.Context, run []*member, conn bool) error {
+	err := s.fetchRun(ctx, run, conn)
+	if errors.Is(err, ErrDigestMismatch) {
+		err = s.fetchRun(ctx, run, conn)
 	}
-	return g.Wait()
+	return err
 }
 
 // fetchRun fetches members run[0].offset..run[last].next in one request
-// (holding one of the image's connection tokens) and stores their chunks.
-// Each member is decompressed and hashed by a worker of its own while the
-// next one arrives: gzip members are independent, so all cores work on a
-// run, and the connection goes back as soon as its bytes are in.
-func (s *stargzLayer) fetchRun(ctx context.Context, run []*member) error {
-	background := ctx.Value(backgroundKey{}) != nil
-	if background {
-		if err := acquire(ctx, s.sh.bg); err != nil {
+// and stores their chunks; with conn, it takes one of the image's
+// connection tokens for reads first (a background fetch holds one of its
+// own). Each member is decompressed and hashed by a worker of its own
+// while the next one arrives: gzip members are independent, so all cores
+// work on a run, and the connection goes back as soon as its bytes are in.
+func (s *stargzLayer) fetchRun(ctx context.Context, run []*member, conn bool) error {
+	if conn {
+		if err := acquire(ctx, s.sh.conns); err != nil {
 			return err
 		}
 	}
-	if err := acquire(ctx, s.sh.conns); err != nil {
-		if background {
-			<-s.sh.bg
-		}
-		return err
-	}
-	conn := true
 	giveBack := func() {
 		if conn {
 			conn = false
 			<-s.sh.conns
-			if background {
-				<-s.sh.bg
-			}
 		}
 	}
 	defer giveBack()

@@ -132,10 +132,14 @@ func parseManifestPosition(p string) (off, length, usize int64, err error) {
 // decompresses it.
 func (s *stargzLayer) fetchZstdTOC(ctx context.Context, want v1.Hash, off, length, usize int64) ([]byte, error) {
 	key := s.l.key.String()
-	compressed := make([]byte, length)
-	if err := s.l.blob.readAt(ctx, compressed, off); err != nil {
-		return nil, fmt.Errorf("layer %s: reading the zstd:chunked manifest: %w", key, err)
+	compressed := s.l.early.take(ctx, off, length)
+	if compressed == nil {
+		compressed = make([]byte, length)
+		if err := s.l.blob.readAt(ctx, compressed, off); err != nil {
+			return nil, fmt.Errorf("layer %s: reading the zstd:chunked manifest: %w", key, err)
+		}
 	}
+	s.l.early = nil // a second attempt (damaged in transit) asks again
 	if got := cas.SHA256(compressed); got != want.String() {
 		return nil, fmt.Errorf("layer %s: %w: its zstd:chunked manifest hashes to %s, the annotation says %s",
 			key, ErrDigestMismatch, got, want)

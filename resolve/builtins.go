@@ -67,8 +67,22 @@ func (s *session) rodataPaths(o *object, prefix string) ([]string, error) {
 	if sec == nil || sec.Type != elf.SHT_PROGBITS {
 		return nil, nil
 	}
+	if sec.Flags&elf.SHF_COMPRESSED == 0 && sec.Size <= maxRodataRead {
+		// Read whole with one call: on a file system that fetches files
+		// from far away, all its bytes are asked for at once rather than
+		// a buffer's worth after another.
+		data := make([]byte, sec.Size)
+		if _, err := f.ReadAt(data, int64(sec.Offset)); err != nil {
+			return nil, err
+		}
+		return scanStrings(bytes.NewReader(data), []byte(prefix))
+	}
 	return scanStrings(sec.Open(), []byte(prefix))
 }
+
+// maxRodataRead is the largest .rodata rodataPaths reads into memory at
+// once; a larger one is read as a stream.
+const maxRodataRead = 64 << 20
 
 // scanStrings finds the NUL-terminated strings that start with prefix in r.
 func scanStrings(r io.Reader, prefix []byte) ([]string, error) {

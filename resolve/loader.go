@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"sync"
 )
 
 // The dynamic loaders' rules, as glibc's ld.so and musl's ldso apply them
@@ -240,13 +241,17 @@ func (s *session) preloads() ([]*object, error) {
 // loadDeps loads the DT_NEEDED closure of queue breadth first. Missing
 // libraries are errors when required, warnings otherwise.
 func (s *session) loadDeps(queue []*object, role Role, reason string, required bool) error {
+	readAhead := 0 // queue[:readAhead] have had their libraries' headers read ahead
 	for i := 0; i < len(queue); i++ {
 		o := queue[i]
 		if o.needed != nil || len(o.info.Needed) == 0 {
 			continue
 		}
+		if i >= readAhead {
+			s.readAhead(queue[i:])
+			readAhead = len(queue)
+		}
 		o.needed = make([]Dependency, 0, len(o.info.Needed))
-		s.prefetchNeeded(o)
 		for _, name := range o.info.Needed {
 			dep, isNew, miss, err := s.search(name, o, role, reason)
 			if err != nil {
@@ -271,28 +276,67 @@ func (s *session) loadDeps(queue []*object, role Role, reason string, required b
 	return nil
 }
 
-// prefetchNeeded queues the files o's DT_NEEDED names will most likely be
-// found in (the first regular file on the search path; found without
-// reading any header), so that their headers arrive together rather than
-// one round trip after another as search reads them.
-func (s *session) prefetchNeeded(o *object) {
+// readAheadJobs is how many library headers readAhead reads at once.
+const readAheadJobs = 16
+
+// readAhead reads, all at once, the ELF headers of the files the DT_NEEDED
+// names of objs will most likely be found in (the first regular file on
+// each search path, found without reading any header), and then queues
+// their contents to be fetched. On a file system that fetches files from
+// far away (Prefetcher), a level of the dependency tree then costs the
+// round trips of one header rather than one per library; and the headers
+// are read before the contents are queued, so that they do not wait
+// behind them. Search reads the headers again from the cache.
+func (s *session) readAhead(objs []*object) {
 	if s.r.root.prefetch == nil {
 		return
 	}
-	var files []string
-	for _, name := range o.info.Needed {
-		if strings.Contains(name, "/") || s.byName[name] != nil {
+	type candidate struct {
+		file string
+		size int64
+	}
+	var (
+		files []candidate
+		seen  = map[string]bool{}
+	)
+	for _, o := range objs {
+		if o.needed != nil {
 			continue
 		}
-		for _, d := range s.searchPath(o) {
-			loc, err := s.r.root.locate(strings.TrimSuffix(d.dir, "/") + "/" + name)
-			if err == nil && loc.Info.Mode().IsRegular() {
-				files = append(files, loc.File)
-				break
+		for _, name := range o.info.Needed {
+			if strings.Contains(name, "/") || s.byName[name] != nil {
+				continue
+			}
+			for _, d := range s.searchPath(o) {
+				loc, err := s.r.root.locate(strings.TrimSuffix(d.dir, "/") + "/" + name)
+				if err == nil && loc.Info.Mode().IsRegular() {
+					if !seen[loc.File] && s.byFile[loc.File] == nil {
+						seen[loc.File] = true
+						files = append(files, candidate{loc.File, loc.Info.Size()})
+					}
+					break
+				}
 			}
 		}
 	}
-	s.r.root.prefetchLater(files...)
+	var wg sync.WaitGroup
+	jobs := make(chan struct{}, readAheadJobs)
+	for _, f := range files {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			jobs <- struct{}{}
+			defer func() { <-jobs }()
+			// Errors are search's to report, when it reads the file.
+			s.r.elfInfo(f.file, f.size)
+		}()
+	}
+	wg.Wait()
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = f.file
+	}
+	s.r.root.prefetchLater(names...)
 }
 
 // searchDir is one directory of a search path and where it comes from.

@@ -105,6 +105,7 @@ func (r *Resolver) elfInfo(p string, size int64) (*elfInfo, error) {
 		return nil, err
 	}
 	defer f.Close()
+	r.readEndEarly(p, size)
 	tr := &ioErrReaderAt{r: f}
 	info, err := readELF(tr, f.size)
 	if err != nil {
@@ -117,6 +118,27 @@ func (r *Resolver) elfInfo(p string, size int64) (*elfInfo, error) {
 	r.elfs[p] = elfResult{info, err}
 	r.mu.Unlock()
 	return info, err
+}
+
+// readEndEarly starts reading the last byte of the canonical file p when
+// the file system fetches files from far away (Prefetcher), and returns at
+// once. A shared library's dynamic section usually lies near its end:
+// its bytes then travel with the header's rather than one round trip
+// after them. The file's bytes are all needed anyway once it is in the
+// plan; failures are the header read's to report.
+func (r *Resolver) readEndEarly(p string, size int64) {
+	if r.root.prefetch == nil || size <= 1 {
+		return
+	}
+	go func() {
+		f, err := r.root.open(p, size)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		var b [1]byte
+		f.ReadAt(b[:], size-1) //nolint:errcheck // only a head start
+	}()
 }
 
 // imports reports whether the canonical file p imports one of names.
