@@ -75,7 +75,7 @@ func (s *session) rodataPaths(o *object, prefix string) ([]string, error) {
 		if _, err := f.ReadAt(data, int64(sec.Offset)); err != nil {
 			return nil, err
 		}
-		return scanStrings(bytes.NewReader(data), []byte(prefix))
+		return scanStringsIn(data, []byte(prefix)), nil
 	}
 	return scanStrings(sec.Open(), []byte(prefix))
 }
@@ -86,7 +86,7 @@ const maxRodataRead = 64 << 20
 
 // scanStrings finds the NUL-terminated strings that start with prefix in r.
 func scanStrings(r io.Reader, prefix []byte) ([]string, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
+	br := bufio.NewReaderSize(r, scanBuffer)
 	var (
 		out  []string
 		seen = map[string]bool{}
@@ -119,6 +119,44 @@ func scanStrings(r io.Reader, prefix []byte) ([]string, error) {
 			return nil, err
 		}
 	}
+}
+
+// scanBuffer is how long a NUL-terminated string scanStrings considers
+// at most (its buffer): a longer run holds no path of ours.
+const scanBuffer = 1 << 20
+
+// scanStringsIn is scanStrings over bytes in memory: it jumps from one
+// occurrence of prefix to the next instead of reading every string.
+func scanStringsIn(data, prefix []byte) []string {
+	var (
+		out  []string
+		seen = map[string]bool{}
+	)
+	for pos := 0; pos < len(data); {
+		i := bytes.Index(data[pos:], prefix)
+		if i < 0 || len(prefix) == 0 {
+			break
+		}
+		at := pos + i
+		// The string holding it: from the NUL before it to the NUL after.
+		begin := pos
+		if j := bytes.LastIndexByte(data[pos:at], 0); j >= 0 {
+			begin = pos + j + 1
+		}
+		end := len(data)
+		if j := bytes.IndexByte(data[at:], 0); j >= 0 {
+			end = at + j
+		}
+		if end+1-begin <= scanBuffer {
+			str := string(data[at:end])
+			if len(str) <= maxBuiltinPath && !seen[str] && cleanPath(str) {
+				seen[str] = true
+				out = append(out, str)
+			}
+		}
+		pos = end + 1
+	}
+	return out
 }
 
 // cleanPath accepts printable absolute paths without "." or ".." elements.

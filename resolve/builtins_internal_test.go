@@ -33,9 +33,14 @@ func TestScanStrings(t *testing.T) {
 	}
 }
 
+// FuzzScanStrings: what scanStrings finds are clean paths under the
+// prefix, and scanning bytes in memory (scanStringsIn) finds the same.
 func FuzzScanStrings(f *testing.F) {
 	f.Add([]byte("\x00/usr/share/nodejs/a.js\x00"))
 	f.Add([]byte("/usr/share/nodejs/../../etc\x00/usr/share/nodejs/x"))
+	f.Add([]byte("\x00/usr/share/nodejs/a.js\x00x/usr/share/nodejs/b.js\x00/usr/share/nodejs/a.js"))
+	f.Add([]byte("/usr/share/nodejs//usr/share/nodejs/c\x00\x00"))
+	f.Add(append(bytes.Repeat([]byte("y"), scanBuffer+10), []byte("/usr/share/nodejs/long\x00/usr/share/nodejs/ok\x00")...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		prefix := []byte(nodeBuiltinsDir)
 		got, err := scanStrings(bytes.NewReader(data), prefix)
@@ -45,5 +50,6 @@ func FuzzScanStrings(f *testing.F) {
 			assert.True(t, cleanPath(p), p)
 			assert.NotContains(t, p, "\x00")
 		}
+		assert.Equal(t, got, scanStringsIn(data, prefix), "in memory against as a stream")
 	})
 }
