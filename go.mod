@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/containerd/stargz-snapshotter/estargz v0.19.1
+	github.com/goccy/go-json v0.10.5
 	github.com/google/go-containerregistry v0.22.1
 	github.com/hanwen/go-fuse/v2 v2.12.1
 	github.com/klauspost/compress v1.20.3

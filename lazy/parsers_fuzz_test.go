@@ -1,7 +1,11 @@
 package lazy
 
 import (
+	"encoding/json"
+	"reflect"
 	"testing"
+
+	"github.com/containerd/stargz-snapshotter/estargz"
 
 	"github.com/nanofs/nanofs/lazy/internal/overlay"
 )
@@ -59,5 +63,41 @@ func FuzzBinIndex(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var te tocEntries
 		_ = decodeBinIndex(raw, &te)
+	})
+}
+
+// FuzzDecodeTOC: decodeTOC never panics, and a TOC as a writer spells it
+// (what encoding/json makes of the input, marshalled again) decodes to
+// what encoding/json (the oracle) reads.
+func FuzzDecodeTOC(f *testing.F) {
+	f.Add([]byte(`{"version":1,"entries":[{"type":"dir","name":"a/","modtime":"2020-01-02T03:04:05Z","mode":493},{"type":"reg","name":"a/f","size":3,"digest":"sha256:00","offset":10,"chunkDigest":"sha256:00","xattrs":{"user.a":"Yg=="}}]}`))
+	f.Add([]byte(`{"entries":[{"type":"symlink","name":"l","linkName":"a/f","uid":1,"gid":2,"userName":"u","NumLink":1}]}`))
+	f.Add([]byte(`{"entries":[{"name":"\u00e9\ud800","size":-1}],"extra":[1,2,{"x":null}]}`))
+	f.Add([]byte(`{"entries":[{"name":"a","modtime":"yesterday"}]}`))
+	f.Add([]byte(`{"entries":[{"name":"a","size":1e3}]}`))
+	f.Add([]byte(`{"entries":[{"NAme":"0"}]}`))
+	f.Add([]byte(`{"entries":null}`))
+	f.Add([]byte(`[`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var got estargz.JTOC
+		_ = decodeTOC(data, &got)
+		var want estargz.JTOC
+		if json.Unmarshal(data, &want) != nil {
+			return
+		}
+		canon, err := json.Marshal(&want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var again, oracle estargz.JTOC
+		if err := decodeTOC(canon, &again); err != nil {
+			t.Fatalf("decodeTOC(%s): %v", canon, err)
+		}
+		if err := json.Unmarshal(canon, &oracle); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(again, oracle) {
+			t.Fatalf("%s: decodeTOC %+v, encoding/json %+v", canon, again, oracle)
+		}
 	})
 }

@@ -144,7 +144,7 @@ func openStargz(ctx context.Context, l *layer, store *cas.Store, jobs int, sh *s
 		}
 	}
 	var toc estargz.JTOC
-	if err := json.Unmarshal(tocJSON, &toc); err != nil {
+	if err := decodeTOC(tocJSON, &toc); err != nil {
 		return nil, nil, fmt.Errorf("layer %s: TOC: %w", key, err)
 	}
 	entries, err := overlay.FromTOC(&toc, s.tocOffset)

@@ -3,7 +3,6 @@ package lazy
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -165,7 +164,7 @@ func (s *stargzLayer) fetchZstdTOC(ctx context.Context, want v1.Hash, off, lengt
 // fetched.
 func zstdChunkedEntries(tocJSON []byte, tocOffset int64) ([]overlay.Entry, error) {
 	var toc estargz.JTOC
-	if err := json.Unmarshal(tocJSON, &toc); err != nil {
+	if err := decodeTOC(tocJSON, &toc); err != nil {
 		return nil, err
 	}
 	var ends struct {
@@ -174,7 +173,7 @@ func zstdChunkedEntries(tocJSON []byte, tocOffset int64) ([]overlay.Entry, error
 			EndOffset int64 `json:"endOffset"`
 		} `json:"entries"`
 	}
-	if err := json.Unmarshal(tocJSON, &ends); err != nil {
+	if err := decodeTOC(tocJSON, &ends); err != nil {
 		return nil, err
 	}
 	entries, err := overlay.FromTOC(&toc, tocOffset)
