@@ -279,64 +279,67 @@ func (s *session) loadDeps(queue []*object, role Role, reason string, required b
 // readAheadJobs is how many library headers readAhead reads at once.
 const readAheadJobs = 16
 
-// readAhead reads, all at once, the ELF headers of the files the DT_NEEDED
-// names of objs will most likely be found in (the first regular file on
-// each search path, found without reading any header), and then queues
-// their contents to be fetched. On a file system that fetches files from
-// far away (Prefetcher), a level of the dependency tree then costs the
-// round trips of one header rather than one per library; and the headers
-// are read before the contents are queued, so that they do not wait
-// behind them. Search reads the headers again from the cache.
+// readAhead reads the ELF headers of the libraries objs need, all at once,
+// and of the libraries those need in turn as soon as each header is in,
+// without waiting for the rest of its level: the files each DT_NEEDED name
+// will most likely be found in (the first regular file on the search path,
+// found without reading any header). Each file's contents are queued to be
+// fetched once its header is read, so that the header does not wait
+// behind them. On a file system that fetches files from far away
+// (Prefetcher), the dependency tree then costs the round trips of its
+// deepest chain of headers rather than of its slowest header per level;
+// search reads the headers again from the cache.
 func (s *session) readAhead(objs []*object) {
 	if s.r.root.prefetch == nil {
 		return
 	}
-	type candidate struct {
-		file string
-		size int64
-	}
 	var (
-		files []candidate
-		seen  = map[string]bool{}
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		seen = map[string]bool{}
+		jobs = make(chan struct{}, readAheadJobs)
 	)
-	for _, o := range objs {
-		if o.needed != nil {
-			continue
-		}
+	// The session does not change while this runs: search waits for it.
+	var visit func(o *object)
+	visit = func(o *object) {
 		for _, name := range o.info.Needed {
 			if strings.Contains(name, "/") || s.byName[name] != nil {
 				continue
 			}
 			for _, d := range s.searchPath(o) {
-				loc, err := s.r.root.locate(strings.TrimSuffix(d.dir, "/") + "/" + name)
-				if err == nil && loc.Info.Mode().IsRegular() {
-					if !seen[loc.File] && s.byFile[loc.File] == nil {
-						seen[loc.File] = true
-						files = append(files, candidate{loc.File, loc.Info.Size()})
-					}
-					break
+				p := strings.TrimSuffix(d.dir, "/") + "/" + name
+				loc, err := s.r.root.locate(p)
+				if err != nil || !loc.Info.Mode().IsRegular() {
+					continue
 				}
+				mu.Lock()
+				fresh := !seen[loc.File] && s.byFile[loc.File] == nil
+				seen[loc.File] = true
+				mu.Unlock()
+				if fresh {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						jobs <- struct{}{}
+						// Errors are search's to report, when it reads the file.
+						info, err := s.r.elfInfo(loc.File, loc.Info.Size())
+						<-jobs
+						s.r.root.prefetchLater(loc.File)
+						if err == nil {
+							visit(&object{path: p, file: loc.File, info: info, loader: o})
+						}
+					}()
+				}
+				break
 			}
 		}
 	}
-	var wg sync.WaitGroup
-	jobs := make(chan struct{}, readAheadJobs)
-	for _, f := range files {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			jobs <- struct{}{}
-			defer func() { <-jobs }()
-			// Errors are search's to report, when it reads the file.
-			s.r.elfInfo(f.file, f.size)
-		}()
+	for _, o := range objs {
+		if o.needed == nil {
+			visit(o)
+		}
 	}
 	wg.Wait()
-	names := make([]string, len(files))
-	for i, f := range files {
-		names[i] = f.file
-	}
-	s.r.root.prefetchLater(names...)
 }
 
 // searchDir is one directory of a search path and where it comes from.

@@ -80,10 +80,11 @@ func (f *remoteFile) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // TestReadAheadSamePlan: on a file system that fetches from far away, the
-// libraries a program needs have their headers read several at once (a
-// level of the dependency tree costs the round trips of one library, not
-// one per library) and are all queued for fetching; the plan is the one
-// the same resolve makes on the plain file system.
+// libraries a program needs have their headers read several at once (the
+// dependency tree costs the round trips of its deepest chain, not one per
+// library) and are all queued for fetching, as are the small files every
+// resolve reads; the plan is the one the same resolve makes on the plain
+// file system.
 func TestReadAheadSamePlan(t *testing.T) {
 	root := testimage.DebianRootfsWith(t, "nodejs", "python3", "redis-server")
 	for _, prog := range []string{"/usr/bin/node", "/usr/bin/python3", "/usr/bin/redis-server"} {
@@ -106,6 +107,9 @@ func TestReadAheadSamePlan(t *testing.T) {
 				}
 				libs++
 				assert.True(t, slices.Contains(remote.queued, fsName(o.File)), "%s not queued for fetching", o.File)
+			}
+			for _, f := range []string{"etc/passwd", "etc/ld.so.conf", "etc/nsswitch.conf"} {
+				assert.True(t, slices.Contains(remote.queued, f), "%s, which every resolve reads, not queued", f)
 			}
 			if libs >= 2 {
 				assert.GreaterOrEqual(t, remote.most, 2, "libraries' headers read one library at a time")

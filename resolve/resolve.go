@@ -120,6 +120,28 @@ func (r *Resolver) elfInfo(p string, size int64) (*elfInfo, error) {
 	return info, err
 }
 
+// warmUp queues the small files a resolve reads on its way whatever the
+// program (the user database, the loader's configuration, the name
+// service switch), when the file system fetches files from far away
+// (Prefetcher): they then travel together at the start rather than one
+// round trip after another as they are read. Names the image does not
+// have are ignored.
+func (s *session) warmUp() {
+	if s.r.root.prefetch == nil {
+		return
+	}
+	names := []string{"/etc/passwd", "/etc/ld.so.conf"}
+	if confs, err := fs.Glob(s.r.root.fsys, "etc/ld.so.conf.d/*.conf"); err == nil {
+		for _, c := range confs {
+			names = append(names, "/"+c)
+		}
+	}
+	if s.o.extras {
+		names = append(names, "/etc/nsswitch.conf")
+	}
+	s.r.root.prefetchLater(names...)
+}
+
 // readEndEarly starts reading the last byte of the canonical file p when
 // the file system fetches files from far away (Prefetcher), and returns at
 // once. A shared library's dynamic section usually lies near its end:
@@ -231,6 +253,7 @@ func (s *session) run(cfg Config, object string) (*Plan, error) {
 		return nil, err
 	}
 	s.env = env
+	s.warmUp()
 	if err := s.dockerEnv(cfg.User); err != nil {
 		return nil, err
 	}
