@@ -398,6 +398,11 @@ func (w *Writer) AddFile(name string, size int64, r io.Reader) error {
 		w.mu.Unlock()
 		return &fs.PathError{Op: "add", Path: "/" + p, Err: err}
 	}
+	if w.file != nil {
+		// The file's bytes start for the disk now rather than all at the
+		// final sync, which then has little left to wait for.
+		startWriteback(w.file, w.cfg.offset+n.start*SectorSize, DataSize(n.size))
+	}
 	return nil
 }
 
