@@ -66,7 +66,7 @@ func tocRange(l *layer) (off, n int64, ok bool) {
 			return 0, 0, false
 		}
 		return off, length, true
-	case isStargz(l) && l.size > footerSize():
+	case isStargz(l) && l.size > stargzFooterSize():
 		off := tailStart(l.size)
 		return off, l.size - off, true
 	}

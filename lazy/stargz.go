@@ -304,7 +304,7 @@ func (s *stargzLayer) fetchTOC(ctx context.Context, want v1.Hash) ([]byte, error
 	return tocJSON, nil
 }
 
-func footerSize() int64 { return int64(estargz.FooterSize) }
+func stargzFooterSize() int64 { return int64(estargz.FooterSize) }
 
 // member is one gzip member to fetch and the chunks wanted from it.
 type member struct {
