@@ -1,6 +1,9 @@
 package lazy
 
 import (
+	"context"
+	"errors"
+	"io"
 	"net/http"
 	"os"
 	"sync/atomic"
@@ -48,10 +51,16 @@ func newPlainHTTP(inner http.RoundTripper, store *cas.Store, reg name.Registry) 
 }
 
 func (p *plainHTTP) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Host == p.host && req.URL.Scheme == "https" && p.known.Load() {
-		r := req.Clone(req.Context())
-		r.URL.Scheme = "http"
-		req = r
+	if req.URL.Host == p.host && req.URL.Scheme == "https" {
+		if !p.known.Load() {
+			if req.Method == http.MethodGet && req.URL.Path == "/v2/" {
+				return p.race(req)
+			}
+		} else {
+			r := req.Clone(req.Context())
+			r.URL.Scheme = "http"
+			req = r
+		}
 	}
 	resp, err := p.inner.RoundTrip(req)
 	if err == nil && req.URL.Host == p.host && req.URL.Scheme == "http" && !p.recorded.Swap(true) {
@@ -71,4 +80,57 @@ func (p *plainHTTP) forget() bool {
 		_ = os.Remove(path)
 	}
 	return true
+}
+
+// race sends the /v2/ ping of a registry not known to speak plain HTTP
+// over HTTPS and HTTP at once: go-containerregistry tries HTTP only once
+// HTTPS has failed, a connection and a round trip later. HTTPS wins
+// whenever it answers; otherwise the HTTP answer is returned, as the
+// answer to a request sent as HTTP (go-containerregistry then talks plain
+// HTTP to the registry), and the registry is recorded.
+func (p *plainHTTP) race(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(req.Context())
+	plain := req.Clone(ctx)
+	plain.URL.Scheme = "http"
+	type answer struct {
+		resp *http.Response
+		err  error
+	}
+	plainAnswer := make(chan answer, 1)
+	go func() {
+		resp, err := p.inner.RoundTrip(plain)
+		plainAnswer <- answer{resp, err}
+	}()
+	resp, err := p.inner.RoundTrip(req)
+	if err == nil {
+		cancel()
+		go func() {
+			if a := <-plainAnswer; a.resp != nil {
+				a.resp.Body.Close()
+			}
+		}()
+		return resp, nil
+	}
+	a := <-plainAnswer
+	if a.err != nil {
+		cancel()
+		return nil, errors.Join(err, a.err)
+	}
+	a.resp.Body = &cancelOnClose{ReadCloser: a.resp.Body, cancel: cancel}
+	if !p.recorded.Swap(true) {
+		_ = p.store.WriteMeta(manifestKind, plainKey(p.host), plainSuffix, []byte(p.host)) // only an optimisation
+	}
+	return a.resp, nil
+}
+
+// cancelOnClose ends a request's context once its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -79,4 +81,79 @@ func TestPlainHTTPRemembered(t *testing.T) {
 	assert.Contains(t, tlsLog.take(), "https", "tried with TLS again")
 	_, err = store.ReadMeta(manifestKind, plainKey(host), plainSuffix)
 	assert.Error(t, err, "the record is gone")
+}
+
+// slowDialProxy forwards connections to upstream, each after delay: a
+// registry far away, whose every new connection costs a round trip.
+func slowDialProxy(t *testing.T, upstream string, delay time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				time.Sleep(delay)
+				up, err := net.Dial("tcp", upstream)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c) //nolint:errcheck // ends when either side closes
+				io.Copy(c, up)    //nolint:errcheck
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// attemptLog records when each request through it started and ended, by
+// scheme.
+type attemptLog struct {
+	inner http.RoundTripper
+	mu    sync.Mutex
+	start map[string][]time.Time
+	end   map[string][]time.Time
+}
+
+func (l *attemptLog) RoundTrip(req *http.Request) (*http.Response, error) {
+	l.mu.Lock()
+	l.start[req.URL.Scheme] = append(l.start[req.URL.Scheme], time.Now())
+	l.mu.Unlock()
+	resp, err := l.inner.RoundTrip(req)
+	l.mu.Lock()
+	l.end[req.URL.Scheme] = append(l.end[req.URL.Scheme], time.Now())
+	l.mu.Unlock()
+	return resp, err
+}
+
+// TestPlainHTTPPingRaced: the first open of a plain-HTTP registry asks
+// over HTTP while the HTTPS attempt is still failing, rather than after
+// it; the image opens and the registry is recorded as plain.
+func TestPlainHTTPPingRaced(t *testing.T) {
+	reg := testimage.StartInProcessRegistry(t)
+	reg.Push(t, "plain:1", testimage.EdgeSpec().Image(t, testimage.EStargz))
+	host := slowDialProxy(t, reg.Host, 200*time.Millisecond)
+	cache := t.TempDir()
+	attempts := &attemptLog{inner: http.DefaultTransport.(*http.Transport).Clone(), start: map[string][]time.Time{}, end: map[string][]time.Time{}}
+	img, err := Open(t.Context(), host+"/plain:1", WithCacheDir(cache), WithTransport(attempts))
+	require.NoError(t, err)
+	img.Close()
+
+	attempts.mu.Lock()
+	defer attempts.mu.Unlock()
+	require.Len(t, attempts.start["https"], 1, "one HTTPS attempt: the ping")
+	require.Len(t, attempts.end["https"], 1)
+	require.NotEmpty(t, attempts.start["http"])
+	assert.True(t, attempts.start["http"][0].Before(attempts.end["https"][0]),
+		"HTTP asked at %v, HTTPS failed at %v", attempts.start["http"][0], attempts.end["https"][0])
+	store, err := cas.Open(cache)
+	require.NoError(t, err)
+	_, err = store.ReadMeta(manifestKind, plainKey(host), plainSuffix)
+	assert.NoError(t, err, "recorded as plain")
 }
