@@ -67,21 +67,22 @@ func (s *session) addExtras() error {
 	if err := s.addCACerts(); err != nil {
 		return err
 	}
-	if err := s.addNodeBuiltins(); err != nil {
-		return err
-	}
-	if s.flavor != glibc || s.interp == nil {
-		return nil
-	}
-	for _, f := range glibcFiles {
-		if err := s.addIfPresent(f.path, f.reason); err != nil {
+	if s.flavor == glibc && s.interp != nil {
+		for _, f := range glibcFiles {
+			if err := s.addIfPresent(f.path, f.reason); err != nil {
+				return err
+			}
+		}
+		if err := s.addNSS(); err != nil {
+			return err
+		}
+		if err := s.addLibgcc(); err != nil {
 			return err
 		}
 	}
-	if err := s.addNSS(); err != nil {
-		return err
-	}
-	return s.addLibgcc()
+	// Last: libnode's strings may wait for megabytes of it to arrive, while
+	// the loader's files above cost a header or two each.
+	return s.addNodeBuiltins()
 }
 
 // addIfPresent adds the file at p (through links) when the image has it.
@@ -205,25 +206,9 @@ func (s *session) libcObject() *object {
 // addNSS adds the NSS modules glibc loads for the databases a unikernel
 // uses, and their libraries.
 func (s *session) addNSS() error {
-	conf := map[string][]string{}
-	if _, data, err := s.r.root.readFile("/etc/nsswitch.conf", 1<<20); err == nil {
-		conf = parseNsswitch(data)
-	} else if !absent(err) {
+	services, users, err := s.nssServices()
+	if err != nil {
 		return err
-	}
-	var services []string
-	users := map[string][]string{}
-	for _, db := range nssDatabases {
-		list, ok := conf[db]
-		if !ok {
-			list = defaultNSSServices
-		}
-		for _, svc := range list {
-			if users[svc] == nil {
-				services = append(services, svc)
-			}
-			users[svc] = append(users[svc], db)
-		}
 	}
 	libc := s.libcObject()
 	var roots []*object
@@ -255,6 +240,53 @@ func (s *session) addNSS() error {
 		}
 	}
 	return s.loadDeps(roots, RoleRuntime, "library of an NSS module", false)
+}
+
+// nssServices reads /etc/nsswitch.conf for the services of the databases a
+// unikernel uses, in order, and which databases use each.
+func (s *session) nssServices() (services []string, users map[string][]string, err error) {
+	conf := map[string][]string{}
+	if _, data, err := s.r.root.readFile("/etc/nsswitch.conf", 1<<20); err == nil {
+		conf = parseNsswitch(data)
+	} else if !absent(err) {
+		return nil, nil, err
+	}
+	users = map[string][]string{}
+	for _, db := range nssDatabases {
+		list, ok := conf[db]
+		if !ok {
+			list = defaultNSSServices
+		}
+		for _, svc := range list {
+			if users[svc] == nil {
+				services = append(services, svc)
+			}
+			users[svc] = append(users[svc], db)
+		}
+	}
+	return services, users, nil
+}
+
+// nssAhead is a stand-in for what glibc will dlopen for addNSS (its NSS
+// modules and the resolver library), loaded by the program, for readAhead
+// to read their headers with the program's libraries' rather than after
+// them; nil when there is nothing to read.
+func (s *session) nssAhead() *object {
+	services, users, err := s.nssServices()
+	if err != nil {
+		return nil // addNSS reports it
+	}
+	var names []string
+	for _, svc := range services {
+		names = append(names, "libnss_"+svc+".so.2")
+	}
+	if users["dns"] != nil {
+		names = append(names, "libresolv.so.2")
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	return &object{path: "(NSS modules)", info: &elfInfo{Needed: names}, loader: s.program}
 }
 
 // addLibgcc adds libgcc_s.so.1 when a loaded object uses thread

@@ -15,6 +15,7 @@ import (
 // loadClosure loads the interpreter, the preloads and the DT_NEEDED
 // closure of the program, breadth first as both loaders do.
 func (s *session) loadClosure(plan *Plan) error {
+	searchSet := false
 	switch plan.Linkage {
 	case Static, StaticPIE:
 		return nil
@@ -31,7 +32,34 @@ func (s *session) loadClosure(plan *Plan) error {
 			}
 			return err
 		}
-		info, err := s.r.elfInfo(loc.File, loc.Info.Size())
+		var info *elfInfo
+		if s.r.root.prefetch != nil && s.flavor == glibc {
+			// On a file system that fetches from far away, the libraries'
+			// headers travel while the loader's does: glibc's search path
+			// does not depend on the loader's contents.
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				info, err = s.r.elfInfo(loc.File, loc.Info.Size())
+			}()
+			serr := s.setupSearch()
+			if serr == nil {
+				searchSet = true
+				ahead := []*object{s.program}
+				if s.o.extras {
+					if nss := s.nssAhead(); nss != nil {
+						ahead = append(ahead, nss)
+					}
+				}
+				s.readAhead(ahead)
+			}
+			<-done
+			if serr != nil {
+				return serr
+			}
+		} else {
+			info, err = s.r.elfInfo(loc.File, loc.Info.Size())
+		}
 		if err != nil {
 			return &ProgramError{Path: s.program.path, Err: fmt.Errorf("ELF interpreter %s: %w", interp, err)}
 		}
@@ -51,8 +79,10 @@ func (s *session) loadClosure(plan *Plan) error {
 		}
 	}
 	plan.Libc = s.flavor.String()
-	if err := s.setupSearch(); err != nil {
-		return err
+	if !searchSet {
+		if err := s.setupSearch(); err != nil {
+			return err
+		}
 	}
 	queue := []*object{s.program}
 	preloads, err := s.preloads()
@@ -284,8 +314,9 @@ const readAheadJobs = 16
 // without waiting for the rest of its level: the files each DT_NEEDED name
 // will most likely be found in (the first regular file on the search path,
 // found without reading any header). Each file's contents are queued to be
-// fetched once its header is read, so that the header does not wait
-// behind them. On a file system that fetches files from far away
+// fetched as soon as it is found: the file system fetches its first and
+// last chunks (the headers) ahead of the rest, and the header read takes
+// them from there or fetches them itself. On a file system that fetches files from far away
 // (Prefetcher), the dependency tree then costs the round trips of its
 // deepest chain of headers rather than of its slowest header per level;
 // search reads the headers again from the cache.
@@ -302,6 +333,13 @@ func (s *session) readAhead(objs []*object) {
 	// The session does not change while this runs: search waits for it.
 	var visit func(o *object)
 	visit = func(o *object) {
+		mu.Lock()
+		again := s.aheadDone[o.file]
+		s.aheadDone[o.file] = true
+		mu.Unlock()
+		if again {
+			return // an earlier read-ahead went down from here
+		}
 		for _, name := range o.info.Needed {
 			if strings.Contains(name, "/") || s.byName[name] != nil {
 				continue
@@ -318,13 +356,15 @@ func (s *session) readAhead(objs []*object) {
 				mu.Unlock()
 				if fresh {
 					wg.Add(1)
+					// The whole file travels from now on: the header read
+					// finds its first bytes in flight or fetches them itself.
+					s.r.root.prefetchLater(loc.File)
 					go func() {
 						defer wg.Done()
 						jobs <- struct{}{}
 						// Errors are search's to report, when it reads the file.
 						info, err := s.r.elfInfo(loc.File, loc.Info.Size())
 						<-jobs
-						s.r.root.prefetchLater(loc.File)
 						if err == nil {
 							visit(&object{path: p, file: loc.File, info: info, loader: o})
 						}

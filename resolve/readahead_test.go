@@ -4,7 +4,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +28,29 @@ type remoteFS struct {
 	queued   []string
 	inFlight map[string]int // reads in flight, by file
 	most     int            // the most files read at once
+	events   []string       // "queue NAME" and "read NAME", in order
+	reads    []readSpan
+}
+
+// readSpan is when one read of a file was in flight.
+type readSpan struct {
+	name       string
+	start, end time.Time
+}
+
+// firstEvent is the index of the first of r's events that is e, or -1.
+func (r *remoteFS) firstEvent(e string) int { return slices.Index(r.events, e) }
+
+// overlapping reports whether a read of a was in flight while one of b was.
+func (r *remoteFS) overlapping(a, b string) bool {
+	for _, x := range r.reads {
+		for _, y := range r.reads {
+			if x.name == a && y.name == b && x.start.Before(y.end) && y.start.Before(x.end) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 var _ Prefetcher = (*remoteFS)(nil)
@@ -33,6 +58,9 @@ var _ Prefetcher = (*remoteFS)(nil)
 func (r *remoteFS) PrefetchLater(names ...string) {
 	r.mu.Lock()
 	r.queued = append(r.queued, names...)
+	for _, n := range names {
+		r.events = append(r.events, "queue "+n)
+	}
 	r.mu.Unlock()
 }
 
@@ -63,10 +91,14 @@ func (f *remoteFile) ReadAt(p []byte, off int64) (int, error) {
 	}
 	f.r.inFlight[f.name]++
 	f.r.most = max(f.r.most, len(f.r.inFlight))
+	f.r.events = append(f.r.events, "read "+f.name)
+	span := readSpan{name: f.name, start: time.Now()}
 	f.r.mu.Unlock()
 	time.Sleep(f.r.lag)
 	defer func() {
 		f.r.mu.Lock()
+		span.end = time.Now()
+		f.r.reads = append(f.r.reads, span)
 		if f.r.inFlight[f.name]--; f.r.inFlight[f.name] == 0 {
 			delete(f.r.inFlight, f.name)
 		}
@@ -108,11 +140,36 @@ func TestReadAheadSamePlan(t *testing.T) {
 				libs++
 				assert.True(t, slices.Contains(remote.queued, fsName(o.File)), "%s not queued for fetching", o.File)
 			}
-			for _, f := range []string{"etc/passwd", "etc/ld.so.conf", "etc/nsswitch.conf"} {
-				assert.True(t, slices.Contains(remote.queued, f), "%s, which every resolve reads, not queued", f)
+			for _, f := range []string{"etc/passwd", "etc/ld.so.conf", "etc/nsswitch.conf", "etc/group", "etc/gai.conf"} {
+				assert.True(t, slices.Contains(remote.queued, f), "%s, which every resolve reads or adds, not queued", f)
 			}
 			if libs >= 2 {
 				assert.GreaterOrEqual(t, remote.most, 2, "libraries' headers read one library at a time")
+			}
+			program := fsName(got.ProgramFile)
+			queued, read := remote.firstEvent("queue "+program), remote.firstEvent("read "+program)
+			assert.True(t, queued >= 0 && queued < read, "the program is queued before its header is read (queued at event %d, read at %d)", queued, read)
+			var interp string
+			for _, o := range got.Objects {
+				if o.Role == RoleInterpreter {
+					interp = fsName(o.File)
+				}
+			}
+			require.NotEmpty(t, interp)
+			for _, o := range got.Objects {
+				switch {
+				case o.Role == RoleNeeded && o.File != got.Objects[0].File && fsName(o.File) != interp && len(got.Objects[0].Needed) > 0 &&
+					o.Path == got.Objects[0].Needed[0].Path:
+					// The program's first library: its header travels with the loader's.
+					assert.True(t, remote.overlapping(fsName(o.File), interp), "%s read after the loader %s, not with it", o.File, interp)
+				case o.Role == RoleRuntime && strings.HasPrefix(path.Base(o.File), "libnss_"):
+					// NSS modules: their headers travel with the program's libraries'.
+					withLibs := false
+					for _, l := range got.Objects {
+						withLibs = withLibs || (l.Role == RoleNeeded && remote.overlapping(fsName(o.File), fsName(l.File)))
+					}
+					assert.True(t, withLibs, "NSS module %s read after the program's libraries, not with them", o.File)
+				}
 			}
 		})
 	}

@@ -84,11 +84,12 @@ func (r *Resolver) Closure(p string, opts ...Option) (*Plan, error) {
 
 func (r *Resolver) newSession(opts []Option) *session {
 	return &session{
-		r:      r,
-		o:      newOptions(opts),
-		b:      newPlanBuilder(r.root),
-		byName: map[string]*object{},
-		byFile: map[string]*object{},
+		r:         r,
+		o:         newOptions(opts),
+		b:         newPlanBuilder(r.root),
+		byName:    map[string]*object{},
+		byFile:    map[string]*object{},
+		aheadDone: map[string]bool{},
 	}
 }
 
@@ -122,22 +123,41 @@ func (r *Resolver) elfInfo(p string, size int64) (*elfInfo, error) {
 
 // warmUp queues the small files a resolve reads on its way whatever the
 // program (the user database, the loader's configuration, the name
-// service switch), when the file system fetches files from far away
+// service switch, and with extras the other files of the C library's
+// configuration that go in every plan), when the file system fetches files from far away
 // (Prefetcher): they then travel together at the start rather than one
 // round trip after another as they are read. Names the image does not
-// have are ignored.
-func (s *session) warmUp() {
+// have are ignored. The program (object, or argv[0] on PATH, unless a
+// shell that may only evaluate a command line) goes with them: its header
+// is the first thing read after the user database.
+func (s *session) warmUp(object string, argv []string) {
 	if s.r.root.prefetch == nil {
 		return
 	}
 	names := []string{"/etc/passwd", "/etc/ld.so.conf"}
+	program := object
+	if program == "" && len(argv) > 0 && argv[0] != "" && !shells[path.Base(argv[0])] {
+		program = argv[0]
+	}
+	if program != "" {
+		if _, loc, err := s.lookPath(program); err == nil && loc.Info.Mode().IsRegular() {
+			names = append(names, loc.File)
+		}
+	}
 	if confs, err := fs.Glob(s.r.root.fsys, "etc/ld.so.conf.d/*.conf"); err == nil {
 		for _, c := range confs {
 			names = append(names, "/"+c)
 		}
 	}
 	if s.o.extras {
-		names = append(names, "/etc/nsswitch.conf")
+		// The small files addExtras puts in the plan whatever the
+		// program: they are then in when the disk is written.
+		for _, f := range etcFiles {
+			names = append(names, f.path)
+		}
+		for _, f := range glibcFiles {
+			names = append(names, f.path)
+		}
 	}
 	s.r.root.prefetchLater(names...)
 }
@@ -229,6 +249,9 @@ type session struct {
 	objects []*object
 	byName  map[string]*object
 	byFile  map[string]*object
+	// aheadDone holds the files whose libraries readAhead has gone
+	// through already.
+	aheadDone map[string]bool
 
 	libDST, platform string
 	defaultDirs      []string
@@ -253,10 +276,6 @@ func (s *session) run(cfg Config, object string) (*Plan, error) {
 		return nil, err
 	}
 	s.env = env
-	s.warmUp()
-	if err := s.dockerEnv(cfg.User); err != nil {
-		return nil, err
-	}
 	// Relative to the root, as the runtime takes it, and never above it:
 	// "../../etc" is "/etc".
 	s.cwd = path.Clean("/" + cfg.WorkingDir)
@@ -272,6 +291,10 @@ func (s *session) run(cfg Config, object string) (*Plan, error) {
 		argv = append([]string{s.o.entry}, s.o.args...)
 	case s.o.argsSet:
 		argv = append(append([]string(nil), entrypoint...), s.o.args...)
+	}
+	s.warmUp(object, argv)
+	if err := s.dockerEnv(cfg.User); err != nil {
+		return nil, err
 	}
 	plan := &Plan{}
 	if object != "" {
