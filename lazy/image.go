@@ -300,6 +300,7 @@ func statsOf(layers []*layer, cfg *counter) Stats {
 func (img *Image) Prefetch(ctx context.Context, names []string) error {
 	var errs []error
 	byLayer := map[*stargzLayer][]overlay.Chunk{}
+	ends := map[*stargzLayer]map[int64]bool{} // members holding a file's first or last chunk
 	for _, name := range names {
 		n, err := img.lookup("prefetch", name, true)
 		if err != nil {
@@ -310,8 +311,14 @@ func (img *Image) Prefetch(ctx context.Context, names []string) error {
 			errs = append(errs, &fs.PathError{Op: "prefetch", Path: name, Err: errors.New("not a regular file")})
 			continue
 		}
-		if d, ok := n.Data.(*fileData); ok && d.layer.stargz != nil {
-			byLayer[d.layer.stargz] = append(byLayer[d.layer.stargz], d.chunks...)
+		if d, ok := n.Data.(*fileData); ok && d.layer.stargz != nil && len(d.chunks) > 0 {
+			s := d.layer.stargz
+			byLayer[s] = append(byLayer[s], d.chunks...)
+			if ends[s] == nil {
+				ends[s] = map[int64]bool{}
+			}
+			ends[s][d.chunks[0].Offset] = true
+			ends[s][d.chunks[len(d.chunks)-1].Offset] = true
 		}
 	}
 	// Merge the two contexts: the caller's, and the image's (Close).
@@ -321,7 +328,11 @@ func (img *Image) Prefetch(ctx context.Context, names []string) error {
 	defer stop()
 	g, gctx := errgroup.WithContext(ctx)
 	for s, cs := range byLayer {
-		g.Go(func() error { return s.ensure(gctx, cs) })
+		if ctx.Value(backgroundKey{}) != nil {
+			g.Go(func() error { return s.ensureLater(gctx, cs, ends[s]) })
+		} else {
+			g.Go(func() error { return s.ensure(gctx, cs) })
+		}
 	}
 	errs = append(errs, g.Wait())
 	return errors.Join(errs...)

@@ -319,7 +319,7 @@ type member struct {
 // Chunks another goroutine is already fetching are waited for.
 func (s *stargzLayer) ensure(ctx context.Context, cs []overlay.Chunk) error {
 	if ctx.Value(backgroundKey{}) != nil {
-		return s.ensureLater(ctx, cs)
+		return s.ensureLater(ctx, cs, nil)
 	}
 	for {
 		ms, err := s.missing(cs)
@@ -357,19 +357,30 @@ func (s *stargzLayer) ensure(ctx context.Context, cs []overlay.Chunk) error {
 // a run only once it holds a connection for it, and leaves members
 // claimed by others to them. Until a run's request is sent, a read that
 // needs one of its members fetches that member itself rather than waiting
-// behind the queue.
-func (s *stargzLayer) ensureLater(ctx context.Context, cs []overlay.Chunk) error {
+// behind the queue. The members at offsets in first (those holding a
+// file's first or last chunk: its headers, which a resolve reads) go
+// before the rest, in runs of their own.
+func (s *stargzLayer) ensureLater(ctx context.Context, cs []overlay.Chunk, first map[int64]bool) error {
 	ms, err := s.missing(cs)
 	if err != nil {
 		return err
 	}
+	var ends, rest []*member
+	for _, m := range ms {
+		if first[m.offset] {
+			ends = append(ends, m)
+		} else {
+			rest = append(rest, m)
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.jobs)
-	for _, run := range groupRuns(ms) {
+	for _, run := range append(groupRuns(ends), groupRuns(rest)...) {
+		// Connections are taken here, in the runs' order, rather than by
+		// goroutines racing for them.
+		if err := acquire(gctx, s.sh.bg); err != nil {
+			return errors.Join(err, g.Wait())
+		}
 		g.Go(func() error {
-			if err := acquire(gctx, s.sh.bg); err != nil {
-				return err
-			}
 			defer func() { <-s.sh.bg }()
 			var unclaimed []*member
 			for _, m := range run {
