@@ -128,6 +128,10 @@ type Writer struct {
 	// hence fileMu.
 	file   *os.File
 	fileMu sync.Mutex
+	// writebacks bounds the sync_file_range calls running; wb waits for
+	// them.
+	writebacks chan struct{}
+	wb         sync.WaitGroup
 
 	mu       sync.Mutex
 	root     *node
@@ -157,6 +161,7 @@ func NewWriter(dst io.WriterAt, opts ...Option) (*Writer, error) {
 	}
 	w.at = dst
 	w.file, _ = dst.(*os.File)
+	w.writebacks = make(chan struct{}, maxWritebacks)
 	return w, nil
 }
 
@@ -398,12 +403,36 @@ func (w *Writer) AddFile(name string, size int64, r io.Reader) error {
 		w.mu.Unlock()
 		return &fs.PathError{Op: "add", Path: "/" + p, Err: err}
 	}
-	if w.file != nil {
-		// The file's bytes start for the disk now rather than all at the
-		// final sync, which then has little left to wait for.
-		startWriteback(w.file, w.cfg.offset+n.start*SectorSize, DataSize(n.size))
-	}
+	// The file's bytes start for the disk now rather than all at the
+	// final sync, which then has little left to wait for.
+	w.writeback(n.start*SectorSize, DataSize(n.size))
 	return nil
+}
+
+// maxWritebacks is how many writebacks run at once; more are dropped.
+const maxWritebacks = 2
+
+// writeback starts n bytes of the volume at off for the disk, from a
+// goroutine of its own: sync_file_range blocks while the device's queue
+// is full, and a copy must not wait for that. It is only a head start
+// (the output's final sync writes what is left): when maxWritebacks are
+// running already, it reports false and starts nothing.
+func (w *Writer) writeback(off, n int64) bool {
+	if w.file == nil || n <= 0 {
+		return true
+	}
+	select {
+	case w.writebacks <- struct{}{}:
+	default:
+		return false
+	}
+	w.wb.Add(1)
+	go func() {
+		defer w.wb.Done()
+		defer func() { <-w.writebacks }()
+		startWriteback(w.file, w.cfg.offset+off, n)
+	}()
+	return true
 }
 
 // fits checks that sectors more of data leave room for the log; w.mu is held.
@@ -439,6 +468,7 @@ func (w *Writer) copyData(n *node, r io.Reader) error {
 	buf := *bp
 	off := n.start * SectorSize
 	done := int64(0)
+	started := off // bytes before this have been handed to startWriteback
 	for done < n.size {
 		chunk := min(int64(len(buf)), n.size-done)
 		m, err := io.ReadFull(r, buf[:chunk])
@@ -458,9 +488,18 @@ func (w *Writer) copyData(n *node, r io.Reader) error {
 		}
 		off += int64(len(out))
 		done += chunk
+		// A large file arriving over the network is copied as its bytes
+		// come: what is in starts for the disk meanwhile.
+		if off-started >= writebackStep && w.writeback(started, off-started) {
+			started = off
+		}
 	}
 	return nil
 }
+
+// writebackStep is how many bytes of a file copyData writes before it
+// starts them for the disk.
+const writebackStep = 8 << 20
 
 // copyFile lets the kernel copy between files (copy_file_range, or splice
 // into a pipe) when the platform can; os.File.ReadFrom falls back to a
@@ -624,6 +663,7 @@ func (w *Writer) Close() error {
 	w.closed = true
 	w.mu.Unlock()
 	w.inflight.Wait()
+	w.wb.Wait()
 
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"github.com/nanofs/nanofs/lazy"
 	"github.com/nanofs/nanofs/resolve"
 	"github.com/nanofs/nanofs/vm/artifact"
+	"github.com/nanofs/nanofs/vm/disk"
 	"github.com/nanofs/nanofs/vm/opsconfig"
 )
 
@@ -61,7 +62,7 @@ type pkgOptions struct {
 }
 
 func newOptions(opts []Option) *options {
-	o := &options{parallel: 8}
+	o := &options{parallel: disk.DefaultParallel}
 	for _, opt := range opts {
 		opt(o)
 	}

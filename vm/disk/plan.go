@@ -46,9 +46,16 @@ func ManifestFromPlan(p *resolve.Plan) Manifest {
 }
 
 // WithParallel sets how many files of a plan WriteDisk reads at once
-// (default 4): with a lazy image every file read may wait for the network.
-// The disk's bytes do not depend on it.
+// (default DefaultParallel): with a lazy image every file read may wait for
+// the network. The disk's bytes do not depend on it.
 func WithParallel(n int) DiskOption { return func(c *diskConfig) { c.parallel = n } }
+
+// DefaultParallel is how many files WriteDisk reads at once unless told:
+// all the files of most plans. A lazy image's bytes arrive in the order
+// they were asked for, not in the plan's; with fewer readers than files,
+// files whose bytes are all in wait for a reader held by a file whose
+// bytes are not.
+const DefaultParallel = 64
 
 // WithFileWritten is called after each file of a plan is in the disk, with
 // its path and size (for progress reports). Calls may come from several
@@ -69,7 +76,7 @@ func WriteDisk(ctx context.Context, out string, fsys fs.FS, plan *resolve.Plan, 
 	if plan == nil {
 		return nil, errors.New("no plan")
 	}
-	c := &diskConfig{parallel: 4}
+	c := &diskConfig{parallel: DefaultParallel}
 	for _, o := range opts {
 		o(c)
 	}
