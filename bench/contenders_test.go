@@ -220,16 +220,23 @@ type buildSummary struct {
 	Seconds   float64 `json:"seconds"`
 }
 
-// runBuild runs `nanofs build` (cold once; warm WarmRepeats times, the
+// runBuild runs `nanofs build` (warm WarmRepeats times; cold once, or
+// for a lazy encoding ColdRepeats times, each from an empty cache; the
 // median recorded) and returns the disk it wrote ("" if none).
 func (h *harness) runBuild(w Workload, enc, state, cache, out string) string {
 	h.logf("%s: nanofs build %s, %s", w.Name, enc, state)
 	n := 1
-	if state == Warm {
+	switch {
+	case state == Warm:
 		n = WarmRepeats
+	case Lazy(enc):
+		n = ColdRepeats
 	}
 	var runs []Run
-	for range n {
+	for i := range n {
+		if state == Cold && i > 0 {
+			os.RemoveAll(cache) // cold again: what the last run fetched is gone
+		}
 		run := h.buildOnce(w, enc, state, cache, out)
 		if !run.OK() {
 			h.record(run)

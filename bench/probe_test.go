@@ -114,11 +114,11 @@ func fmtSecs(xs []float64) string {
 
 func (h *harness) probeStages(w Workload, enc, state, cache string) {
 	quiesce()
-	tr := &tracingTransport{}
 	ctx, cancel := context.WithCancel(h.ctx)
 	defer cancel()
 	var marks []string
 	t0 := time.Now()
+	tr := &tracingTransport{t0: t0}
 	mark := func(what string) { marks = append(marks, fmt.Sprintf("%7.3f %s", time.Since(t0).Seconds(), what)) }
 	err := func() error {
 		img, err := lazy.Open(ctx, h.clientRef(w, enc), lazy.WithCacheDir(cache), lazy.WithTransport(tr), lazy.WithTagCheckLater())
@@ -142,7 +142,8 @@ func (h *harness) probeStages(w Workload, enc, state, cache string) {
 		mark("tag checked")
 		out := filepath.Join(h.work, "probe.img")
 		defer os.Remove(out)
-		if _, err := disk.WriteDisk(ctx, out, img, plan, disk.WithoutBootloader(), disk.WithParallel(8)); err != nil {
+		if _, err := disk.WriteDisk(ctx, out, img, plan, disk.WithoutBootloader(), disk.WithParallel(disk.DefaultParallel),
+			disk.WithFileWritten(func(p string, size int64) { mark(fmt.Sprintf("file %s (%s) in", p, fmtBytes(size))) })); err != nil {
 			return err
 		}
 		mark("written")
@@ -159,7 +160,12 @@ func (h *harness) probeStages(w Workload, enc, state, cache string) {
 type tracingTransport struct {
 	mu   sync.Mutex
 	reqs []*tracedRequest
+	t0   time.Time
+	recv map[int]int64 // body bytes by the 100 ms since t0 in which they came
 }
+
+// recvSlot is the width of tracingTransport's histogram of bytes received.
+const recvSlot = 100 * time.Millisecond
 
 type tracedRequest struct {
 	method, path, rng string
@@ -193,6 +199,12 @@ func (b *tracedBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.t.mu.Lock()
 	b.r.bytes += int64(n)
+	if n > 0 {
+		if b.t.recv == nil {
+			b.t.recv = map[int]int64{}
+		}
+		b.t.recv[int(time.Since(b.t.t0)/recvSlot)] += int64(n)
+	}
 	if n > 0 || err != nil {
 		b.r.end = time.Now()
 	}
@@ -220,6 +232,17 @@ func (t *tracingTransport) timeline(t0 time.Time) string {
 			p = p[:i+1] + p[i+1:i+20]
 		}
 		fmt.Fprintf(&sb, "%s %s %s %-4s %-60s %-24s %s\n", at(r.start), at(r.head), at(r.end), r.method, p, r.rng, fmtBytes(r.bytes))
+	}
+	// How full the link was, slot by slot: where a build leaves it idle.
+	last := -1
+	for k := range t.recv {
+		last = max(last, k)
+	}
+	var sum int64
+	for k := 0; k <= last; k++ {
+		sum += t.recv[k]
+		fmt.Fprintf(&sb, "received %5.1f s: %6.1f Mbit/s (%s so far)\n", (time.Duration(k) * recvSlot).Seconds(),
+			float64(t.recv[k])*8/recvSlot.Seconds()/1e6, fmtBytes(sum))
 	}
 	return sb.String()
 }

@@ -29,6 +29,13 @@ const GoalIssue = 18
 // page-cache eviction) than about the build.
 const WarmRepeats = 3
 
+// ColdRepeats is how many times a cold build of a lazy encoding (eStargz,
+// zstd:chunked) runs, each from an empty cache, its median recorded: it
+// takes seconds, and one run of it on a shared machine is as noisy as a
+// warm one. Cold builds of gzip images and the baseline take minutes and
+// run once.
+const ColdRepeats = 3
+
 // LargeImage and DebianNodeImage name the workloads.
 const (
 	DebianNodeImage = "debian-node"
@@ -304,7 +311,7 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 	} else {
 		p("- Network: **not shaped** (NANOFS_BENCH_SHAPE=0): the registry in its namespace is reached over a plain veth, no rate limit, no added delay. The physical-limit ratio is not computed.\n")
 	}
-	p("- Every contender runs as its own process; peak RSS and CPU time (user + system) are that process's (for `nanofs mount`, the mount server's). Cold: an empty cache; warm: the same cache again (warm builds and the local copy: the median of %d runs). Dirty pages are written back (sync) before every measurement, the page cache is kept.\n", WarmRepeats)
+	p("- Every contender runs as its own process; peak RSS and CPU time (user + system) are that process's (for `nanofs mount`, the mount server's). Cold: an empty cache (cold eStargz and zstd:chunked builds: the median of %d runs, each from an empty cache); warm: the same cache again (warm builds and the local copy: the median of %d runs). Dirty pages are written back (sync) before every measurement, the page cache is kept.\n", ColdRepeats, WarmRepeats)
 	p("- Wall time of this run (workloads, contenders, profiles, micro-benchmarks): %s, of which workload setup %s.\n\n", fmtSec(r.Finished.Sub(r.Started).Seconds()), fmtSec(r.SetupSeconds))
 	r.writeHeadline(p)
 
