@@ -54,8 +54,8 @@ func (s *session) loadClosure(plan *Plan) error {
 				s.readAhead(ahead)
 			}
 			<-done
-			if serr != nil {
-				return serr
+			if err == nil && serr != nil {
+				return serr // the loader's own failure goes first, as without read-ahead
 			}
 		} else {
 			info, err = s.r.elfInfo(loc.File, loc.Info.Size())
