@@ -2,7 +2,6 @@ package lazy
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -85,9 +84,10 @@ func (p *plainHTTP) forget() bool {
 // race sends the /v2/ ping of a registry not known to speak plain HTTP
 // over HTTPS and HTTP at once: go-containerregistry tries HTTP only once
 // HTTPS has failed, a connection and a round trip later. HTTPS wins
-// whenever it answers; otherwise the HTTP answer is returned, as the
-// answer to a request sent as HTTP (go-containerregistry then talks plain
-// HTTP to the registry), and the registry is recorded.
+// whenever it answers; otherwise a ping's answer over HTTP (200, or 401
+// with a challenge) is returned, as the answer to a request sent as HTTP
+// (go-containerregistry then talks plain HTTP to the registry), and the
+// registry is recorded.
 func (p *plainHTTP) race(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(req.Context())
 	plain := req.Clone(ctx)
@@ -112,9 +112,16 @@ func (p *plainHTTP) race(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	a := <-plainAnswer
-	if a.err != nil {
+	if a.err != nil || (a.resp.StatusCode != http.StatusOK && a.resp.StatusCode != http.StatusUnauthorized) {
+		// Not a registry answering in plain HTTP (or not now): HTTPS's
+		// failure stands, and go-containerregistry tries HTTP itself and
+		// reports both, as without the race (a TLS registry whose
+		// certificate does not verify is told so).
+		if a.resp != nil {
+			a.resp.Body.Close()
+		}
 		cancel()
-		return nil, errors.Join(err, a.err)
+		return nil, err
 	}
 	a.resp.Body = &cancelOnClose{ReadCloser: a.resp.Body, cancel: cancel}
 	if !p.recorded.Swap(true) {

@@ -157,3 +157,20 @@ func TestPlainHTTPPingRaced(t *testing.T) {
 	_, err = store.ReadMeta(manifestKind, plainKey(host), plainSuffix)
 	assert.NoError(t, err, "recorded as plain")
 }
+
+// TestTLSRegistryBadCertificate: a localhost registry that speaks only TLS,
+// with a certificate that does not verify, fails to open with an error
+// that says so, not only with the plain-HTTP attempt's answer (400) that
+// the HTTPS/HTTP race also got.
+func TestTLSRegistryBadCertificate(t *testing.T) {
+	reg := testimage.StartInProcessRegistry(t)
+	reg.Push(t, "tls:1", testimage.EdgeSpec().Image(t, testimage.EStargz))
+	srv := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: reg.Host}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the failed handshakes are expected
+	srv.StartTLS()
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "https://")
+	_, err := Open(t.Context(), host+"/tls:1", WithCacheDir(t.TempDir()), WithTransport(http.DefaultTransport.(*http.Transport).Clone()))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "certificate", "the HTTPS attempt's failure is told")
+}
