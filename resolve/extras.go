@@ -243,8 +243,27 @@ func (s *session) addNSS() error {
 }
 
 // nssServices reads /etc/nsswitch.conf for the services of the databases a
-// unikernel uses, in order, and which databases use each.
-func (s *session) nssServices() (services []string, users map[string][]string, err error) {
+// unikernel uses, in order, and which databases use each (read once a
+// session: the read-ahead asks first, addNSS later; a failure, which may
+// be passing, is not kept).
+func (s *session) nssServices() ([]string, map[string][]string, error) {
+	if s.nss == nil {
+		services, users, err := s.readNSSServices()
+		if err != nil {
+			return nil, nil, err
+		}
+		s.nss = &nssConfig{services, users}
+	}
+	return s.nss.services, s.nss.users, nil
+}
+
+// nssConfig is what nssServices found.
+type nssConfig struct {
+	services []string
+	users    map[string][]string
+}
+
+func (s *session) readNSSServices() (services []string, users map[string][]string, err error) {
 	conf := map[string][]string{}
 	if _, data, err := s.r.root.readFile("/etc/nsswitch.conf", 1<<20); err == nil {
 		conf = parseNsswitch(data)

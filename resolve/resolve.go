@@ -252,6 +252,7 @@ type session struct {
 	// aheadDone holds the files whose libraries readAhead has gone
 	// through already.
 	aheadDone map[string]bool
+	nss       *nssConfig // nssServices' answer, once asked
 
 	libDST, platform string
 	defaultDirs      []string
